@@ -1,0 +1,156 @@
+// Package store defines the dispatcher's durable state: tasks, jobs, their
+// attempts and API tokens, behind one interface implemented by SQLite (the
+// embedded default) and, later, PostgreSQL. The dispatcher keeps live jobs
+// in memory and writes their changes here in group commits.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned when a task, job or token does not exist.
+var ErrNotFound = errors.New("not found")
+
+// State is a job's state. See DESIGN.md for the state machine.
+type State string
+
+const (
+	Pending   State = "pending"
+	Ready     State = "ready"
+	Assigned  State = "assigned"
+	Running   State = "running"
+	Finished  State = "finished"
+	Failed    State = "failed"
+	Cancelled State = "cancelled"
+)
+
+// Final reports whether s is a final state.
+func (s State) Final() bool { return s == Finished || s == Failed || s == Cancelled }
+
+// States lists every state in lifecycle order.
+var States = []State{Pending, Ready, Assigned, Running, Finished, Failed, Cancelled}
+
+// Task is a user's unit of work. Tasks and jobs draw their IDs from one
+// sequence, so an ID names either a task or a job, never both.
+type Task struct {
+	ID          int64
+	Owner       string
+	Name        string
+	Queue       string
+	Priority    int
+	Jobs        int
+	MaxAttempts int
+	// Spec is the task's JSON-encoded spec (dispatcher/task.Spec).
+	Spec    []byte
+	Created time.Time
+}
+
+// Job is one job of a task and the state of its current attempt.
+type Job struct {
+	ID      int64
+	TaskID  int64
+	Index   int
+	State   State
+	Attempt int // current attempt, 0 before the first assignment
+	// MaxAttempts is the attempt number after which a retryable failure is
+	// final; a user retry raises it.
+	MaxAttempts int
+	AgentID     string
+	AgentName   string
+	ExitCode    *int
+	ErrorCode   int
+	Error       string
+	Created     time.Time
+	Updated     time.Time
+	Started     time.Time // current attempt, zero if not started
+	Ended       time.Time // zero unless final
+}
+
+// Attempt is the record of one attempt of a job.
+type Attempt struct {
+	JobID       int64
+	Attempt     int
+	AgentID     string
+	AgentName   string
+	State       State // running, finished, failed, cancelled
+	ExitCode    *int
+	ErrorCode   int
+	Error       string
+	Assigned    time.Time
+	Started     time.Time
+	Ended       time.Time
+	CPUSeconds  float64
+	MaxRSSBytes int64
+}
+
+// Batch is one group commit: the new values of the mutable fields of each
+// job (ID, TaskID, Index and Created are never changed), and attempt records
+// to insert or replace (keyed by JobID and Attempt).
+type Batch struct {
+	Jobs     []Job
+	Attempts []Attempt
+}
+
+// TaskFilter selects tasks. Zero fields do not filter.
+type TaskFilter struct {
+	Owner   string
+	AfterID int64 // tasks with a larger ID (paging)
+	Limit   int   // 0: no limit
+}
+
+// JobFilter selects jobs. Zero fields do not filter.
+type JobFilter struct {
+	TaskID  int64
+	Owner   string // owner of the job's task
+	State   State
+	AfterID int64
+	Limit   int
+}
+
+// Role of a token's holder.
+type Role string
+
+const (
+	RoleAdmin    Role = "admin"
+	RoleOperator Role = "operator"
+	RoleUser     Role = "user"
+	RoleAgent    Role = "agent"
+)
+
+// Token is an API or agent credential. Only the SHA-256 hash of the secret
+// is stored.
+type Token struct {
+	Hash    string // hex SHA-256 of the secret
+	Name    string // the user, agent or operator it belongs to
+	Role    Role
+	Created time.Time
+}
+
+// Store is the dispatcher's durable state. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// CreateTask stores a task and its jobs in one transaction, filling in
+	// t.ID and each job's ID and TaskID from the shared ID sequence.
+	CreateTask(ctx context.Context, t *Task, jobs []Job) error
+	// Apply writes one group commit atomically.
+	Apply(ctx context.Context, b *Batch) error
+
+	Task(ctx context.Context, id int64) (*Task, error)
+	Tasks(ctx context.Context, f TaskFilter) ([]Task, error)
+	// TaskCounts returns how many jobs of the task are in each state.
+	TaskCounts(ctx context.Context, taskID int64) (map[State]int, error)
+	Job(ctx context.Context, id int64) (*Job, error)
+	Jobs(ctx context.Context, f JobFilter) ([]Job, error)
+	Attempts(ctx context.Context, jobID int64) ([]Attempt, error)
+	// LiveJobs returns every job not in a final state, for a restart.
+	LiveJobs(ctx context.Context) ([]Job, error)
+	// LiveTasks returns every task that has a job not in a final state.
+	LiveTasks(ctx context.Context) ([]Task, error)
+
+	CreateToken(ctx context.Context, t Token) error
+	TokenByHash(ctx context.Context, hash string) (*Token, error)
+
+	Close() error
+}

@@ -1,0 +1,278 @@
+package wire
+
+// Type identifies a message in a frame header.
+type Type uint8
+
+// Message types. Values are part of the protocol: never renumber.
+const (
+	TypeHello        Type = 1
+	TypeWelcome      Type = 2
+	TypeRefuse       Type = 3
+	TypeWant         Type = 4
+	TypeAssign       Type = 5
+	TypeHeartbeat    Type = 6
+	TypeHeartbeatAck Type = 7
+	TypeKill         Type = 8
+	TypeDrain        Type = 9
+
+	TypeJobOpen  Type = 20
+	TypeJobState Type = 21
+	TypeSample   Type = 22
+	TypeLog      Type = 23
+	TypeReport   Type = 24
+	TypeAck      Type = 25
+)
+
+// Message is implemented by every protocol message.
+type Message interface {
+	Type() Type
+}
+
+// Resources is what an agent probed on its node.
+type Resources struct {
+	Hostname     string        `cbor:"1,keyasint,omitempty" json:"hostname,omitempty"`
+	OS           string        `cbor:"2,keyasint,omitempty" json:"os,omitempty"`
+	Arch         string        `cbor:"3,keyasint,omitempty" json:"arch,omitempty"`
+	CPUModel     string        `cbor:"4,keyasint,omitempty" json:"cpu_model,omitempty"`
+	Cores        int           `cbor:"5,keyasint,omitempty" json:"cores"`
+	MemoryBytes  int64         `cbor:"6,keyasint,omitempty" json:"memory_bytes"`
+	DiskBytes    int64         `cbor:"7,keyasint,omitempty" json:"disk_free_bytes"`
+	Load1        float64       `cbor:"8,keyasint,omitempty" json:"load1"`
+	GPUs         []GPU         `cbor:"9,keyasint,omitempty" json:"gpus"`
+	Accelerators []Accelerator `cbor:"10,keyasint,omitempty" json:"accelerators,omitempty"`
+	Driver       string        `cbor:"11,keyasint,omitempty" json:"gpu_driver,omitempty"`
+	CUDA         string        `cbor:"12,keyasint,omitempty" json:"cuda_version,omitempty"`
+	Runtimes     []string      `cbor:"13,keyasint,omitempty" json:"runtimes,omitempty"`
+}
+
+// GPU describes one GPU (or MIG instance) found on the node.
+type GPU struct {
+	Index        int    `cbor:"1,keyasint" json:"index"`
+	UUID         string `cbor:"2,keyasint,omitempty" json:"uuid"`
+	Model        string `cbor:"3,keyasint,omitempty" json:"model"`
+	Vendor       string `cbor:"4,keyasint,omitempty" json:"vendor"`
+	MemoryBytes  int64  `cbor:"5,keyasint,omitempty" json:"memory_bytes"`
+	ComputeMajor int    `cbor:"6,keyasint,omitempty" json:"compute_major,omitempty"`
+	ComputeMinor int    `cbor:"7,keyasint,omitempty" json:"compute_minor,omitempty"`
+	MIG          bool   `cbor:"8,keyasint,omitempty" json:"mig,omitempty"`
+	Utilization  int    `cbor:"9,keyasint,omitempty" json:"utilization_percent,omitempty"`
+}
+
+// Accelerator is a non-GPU accelerator (TPU, FPGA, ...), grouped by kind.
+type Accelerator struct {
+	Kind  string `cbor:"1,keyasint" json:"kind"`
+	Model string `cbor:"2,keyasint,omitempty" json:"model,omitempty"`
+	Count int    `cbor:"3,keyasint,omitempty" json:"count"`
+}
+
+// RunningJob names a job attempt an agent still runs (or holds an
+// unacknowledged report for) when it reconnects.
+type RunningJob struct {
+	JobID   int64 `cbor:"1,keyasint" json:"job_id"`
+	Attempt int   `cbor:"2,keyasint" json:"attempt"`
+}
+
+// Hello is the first message on the control stream, sent by the agent.
+type Hello struct {
+	Version   int          `cbor:"1,keyasint"`
+	Kind      string       `cbor:"2,keyasint"`
+	Name      string       `cbor:"3,keyasint"`
+	AgentID   string       `cbor:"4,keyasint"` // stable for the agent's life, across reconnects
+	Queue     string       `cbor:"5,keyasint,omitempty"`
+	Token     string       `cbor:"6,keyasint"`
+	Resources Resources    `cbor:"7,keyasint"`
+	Running   []RunningJob `cbor:"8,keyasint,omitempty"`
+	// Deadline is when the agent's own walltime ends (Unix seconds, 0: none).
+	Deadline int64 `cbor:"9,keyasint,omitempty"`
+}
+
+// Welcome accepts a Hello.
+type Welcome struct {
+	Session int64 `cbor:"1,keyasint"`
+	// HeartbeatMillis is the period at which the agent must send Heartbeat.
+	HeartbeatMillis int64 `cbor:"2,keyasint"`
+	// Drop lists jobs of Hello.Running that the dispatcher no longer wants
+	// run (killed, or reassigned): the agent stops them and discards reports.
+	Drop []RunningJob `cbor:"3,keyasint,omitempty"`
+}
+
+// Refuse rejects a Hello (or any message) with a reason; the sender closes
+// the connection afterwards.
+type Refuse struct {
+	Code    int    `cbor:"1,keyasint"`
+	Message string `cbor:"2,keyasint"`
+}
+
+// Want grants the dispatcher credit: room for Slots more jobs using together
+// at most Cores cores and MemoryBytes of memory. Credits add up within a
+// session; a new session starts from zero.
+type Want struct {
+	Slots       int   `cbor:"1,keyasint"`
+	Cores       int   `cbor:"2,keyasint"`
+	MemoryBytes int64 `cbor:"3,keyasint"`
+	GPUs        int   `cbor:"4,keyasint,omitempty"`
+	// Deadline is the agent's end of life (Unix seconds, 0: none); a job is
+	// only assigned when its walltime fits before it.
+	Deadline int64 `cbor:"5,keyasint,omitempty"`
+}
+
+// JobResources is what one job asks for.
+type JobResources struct {
+	Cores        int    `cbor:"1,keyasint"`
+	MemoryBytes  int64  `cbor:"2,keyasint"`
+	WalltimeSecs int64  `cbor:"3,keyasint"`
+	GPUs         int    `cbor:"4,keyasint,omitempty"`
+	GPUModel     string `cbor:"5,keyasint,omitempty"`
+	GPUMemory    int64  `cbor:"6,keyasint,omitempty"`
+	Accelerator  string `cbor:"7,keyasint,omitempty"`
+}
+
+// Assign pushes one job attempt to an agent.
+type Assign struct {
+	JobID     int64             `cbor:"1,keyasint"`
+	TaskID    int64             `cbor:"2,keyasint"`
+	Index     int               `cbor:"3,keyasint"`
+	Attempt   int               `cbor:"4,keyasint"`
+	Command   []string          `cbor:"5,keyasint"`
+	Env       map[string]string `cbor:"6,keyasint,omitempty"`
+	Image     string            `cbor:"7,keyasint,omitempty"`
+	Resources JobResources      `cbor:"8,keyasint"`
+	// SubmitUnixNano lets benchmarks measure submit-to-assign latency.
+	SubmitUnixNano int64 `cbor:"9,keyasint,omitempty"`
+}
+
+// Heartbeat is sent by the agent every Welcome.HeartbeatMillis.
+type Heartbeat struct {
+	Seq      uint64  `cbor:"1,keyasint"`
+	UnixNano int64   `cbor:"2,keyasint"`
+	Running  int     `cbor:"3,keyasint,omitempty"`
+	Load1    float64 `cbor:"4,keyasint,omitempty"`
+}
+
+// HeartbeatAck echoes a Heartbeat so the agent can measure round trips.
+type HeartbeatAck struct {
+	Seq      uint64 `cbor:"1,keyasint"`
+	UnixNano int64  `cbor:"2,keyasint"`
+}
+
+// Kill asks the agent to stop a job attempt.
+type Kill struct {
+	JobID   int64  `cbor:"1,keyasint"`
+	Attempt int    `cbor:"2,keyasint"`
+	Reason  string `cbor:"3,keyasint,omitempty"`
+}
+
+// Drain asks the agent to take no new work and exit once its jobs end.
+type Drain struct {
+	Reason string `cbor:"1,keyasint,omitempty"`
+}
+
+// JobOpen is the first message on a job stream, opened by the agent.
+type JobOpen struct {
+	JobID   int64 `cbor:"1,keyasint"`
+	Attempt int   `cbor:"2,keyasint"`
+}
+
+// Job phases reported in JobState.
+const (
+	PhaseStarting = "starting"
+	PhaseStageIn  = "stagein"
+	PhaseRunning  = "running"
+	PhaseStageOut = "stageout"
+)
+
+// JobState reports a phase change of the attempt.
+type JobState struct {
+	Phase    string `cbor:"1,keyasint"`
+	UnixNano int64  `cbor:"2,keyasint"`
+}
+
+// Sample is a resource-usage sample of the payload.
+type Sample struct {
+	UnixNano   int64   `cbor:"1,keyasint"`
+	CPUPercent float64 `cbor:"2,keyasint"`
+	RSSBytes   int64   `cbor:"3,keyasint"`
+}
+
+// Log streams.
+const (
+	Stdout = 1
+	Stderr = 2
+)
+
+// Log is a chunk of the payload's output.
+type Log struct {
+	Stream int    `cbor:"1,keyasint"`
+	Data   []byte `cbor:"2,keyasint"`
+}
+
+// Report is the final report of an attempt.
+type Report struct {
+	ExitCode      int     `cbor:"1,keyasint"`
+	ErrorCode     int     `cbor:"2,keyasint,omitempty"`
+	Error         string  `cbor:"3,keyasint,omitempty"`
+	StartUnixNano int64   `cbor:"4,keyasint,omitempty"`
+	EndUnixNano   int64   `cbor:"5,keyasint,omitempty"`
+	CPUSeconds    float64 `cbor:"6,keyasint,omitempty"`
+	MaxRSSBytes   int64   `cbor:"7,keyasint,omitempty"`
+}
+
+// Ack answers a Report (and a JobOpen): Code 0 means accepted and durable;
+// otherwise the attempt is refused (stale attempt, unknown job) with Message.
+type Ack struct {
+	Code    int    `cbor:"1,keyasint,omitempty"`
+	Message string `cbor:"2,keyasint,omitempty"`
+}
+
+func (*Hello) Type() Type        { return TypeHello }
+func (*Welcome) Type() Type      { return TypeWelcome }
+func (*Refuse) Type() Type       { return TypeRefuse }
+func (*Want) Type() Type         { return TypeWant }
+func (*Assign) Type() Type       { return TypeAssign }
+func (*Heartbeat) Type() Type    { return TypeHeartbeat }
+func (*HeartbeatAck) Type() Type { return TypeHeartbeatAck }
+func (*Kill) Type() Type         { return TypeKill }
+func (*Drain) Type() Type        { return TypeDrain }
+func (*JobOpen) Type() Type      { return TypeJobOpen }
+func (*JobState) Type() Type     { return TypeJobState }
+func (*Sample) Type() Type       { return TypeSample }
+func (*Log) Type() Type          { return TypeLog }
+func (*Report) Type() Type       { return TypeReport }
+func (*Ack) Type() Type          { return TypeAck }
+
+// New returns an empty message of type t, or nil for an unknown type.
+func New(t Type) Message {
+	switch t {
+	case TypeHello:
+		return new(Hello)
+	case TypeWelcome:
+		return new(Welcome)
+	case TypeRefuse:
+		return new(Refuse)
+	case TypeWant:
+		return new(Want)
+	case TypeAssign:
+		return new(Assign)
+	case TypeHeartbeat:
+		return new(Heartbeat)
+	case TypeHeartbeatAck:
+		return new(HeartbeatAck)
+	case TypeKill:
+		return new(Kill)
+	case TypeDrain:
+		return new(Drain)
+	case TypeJobOpen:
+		return new(JobOpen)
+	case TypeJobState:
+		return new(JobState)
+	case TypeSample:
+		return new(Sample)
+	case TypeLog:
+		return new(Log)
+	case TypeReport:
+		return new(Report)
+	case TypeAck:
+		return new(Ack)
+	}
+	return nil
+}
