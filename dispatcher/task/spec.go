@@ -30,6 +30,7 @@ type Resources struct {
 
 // Defaults applied to fields a task file leaves out.
 const (
+	DefaultName        = "task"
 	DefaultCores       = 1
 	DefaultMemory      = 512 << 20
 	DefaultWalltime    = time.Hour

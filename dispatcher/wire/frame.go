@@ -109,6 +109,26 @@ func (w *Writer) Write(m Message) error {
 	return err
 }
 
+// WriteBatch encodes msgs and sends them in one Write call, so that a burst
+// of assignments costs one hand-off to the transport.
+func (w *Writer) WriteBatch(msgs []Message) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	buf := w.buf[:0]
+	for _, m := range msgs {
+		var err error
+		if buf, err = AppendFrame(buf, m); err != nil {
+			return err
+		}
+	}
+	w.buf = buf
+	_, err := w.w.Write(buf)
+	if cap(w.buf) > 64<<10 {
+		w.buf = nil
+	}
+	return err
+}
+
 // Reader reads frames from a stream. It is not safe for concurrent use.
 type Reader struct {
 	r   *bufio.Reader

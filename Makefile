@@ -1,0 +1,44 @@
+# Pando. `make demo` runs a sample task end to end; `make test` runs the tests.
+GO      ?= go
+# The podman bindings (containers/) need these tags; they are harmless elsewhere.
+TAGS    ?= remote exclude_graphdriver_btrfs exclude_graphdriver_devicemapper containers_image_openpgp
+GOFLAGS_TAGS = -tags "$(TAGS)"
+BIN     := bin/pando
+PKGS    := ./...
+
+.PHONY: build test test-unit test-e2e demo bench fuzz vet soak clean
+
+build: $(BIN)
+
+$(BIN): FORCE
+	$(GO) build $(GOFLAGS_TAGS) -o $(BIN) ./cmd/pando
+
+FORCE:
+
+vet:
+	$(GO) vet $(GOFLAGS_TAGS) $(PKGS)
+
+# Unit tests beside the code, then the end-to-end tests in test/ against the
+# real binary (real processes over loopback QUIC).
+test: build vet
+	$(GO) test $(GOFLAGS_TAGS) -race -timeout 15m $$($(GO) list ./... | grep -v /test$$)
+	PANDO_BIN=$(CURDIR)/$(BIN) $(GO) test $(GOFLAGS_TAGS) -timeout 15m -count=1 ./test/
+
+demo: build
+	$(BIN) demo
+
+# The dispatch benchmark at 1,000 simulated agents (see BENCHMARKS.md).
+BENCH_JOBS ?= 100000
+bench: build
+	$(BIN) bench dispatch --agents 1000 --jobs $(BENCH_JOBS)
+	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench . -benchtime 2x ./dispatcher/store/sqlite/
+
+# Every decoder has a fuzz target; each runs for FUZZTIME.
+FUZZTIME ?= 15s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./dispatcher/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME) ./dispatcher/wire/
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./dispatcher/task/
+
+clean:
+	rm -rf bin

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/pando-wms/pando/dispatcher"
+)
+
+func newDispatcherCmd() *cobra.Command {
+	var cfg dispatcher.Config
+	var lf logFlags
+	cmd := &cobra.Command{
+		Use:   "dispatcher",
+		Short: "Run the central dispatcher",
+		Long: `Run the dispatcher: agents connect over QUIC to --agents, users and tools
+use the HTTP API on --http. On first start it creates its CA, certificate
+(DIR/ca.pem for agents) and an admin token (DIR/admin.token) in --data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lf.logger()
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			srv, err := dispatcher.New(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			return srv.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "pando-data", "data directory (state, certificates, tokens, logs)")
+	f.StringVar(&cfg.AgentAddr, "agents", "0.0.0.0:7443", "UDP address for agents (QUIC)")
+	f.StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:7480", "TCP address for the HTTP API")
+	f.StringSliceVar(&cfg.Hosts, "host", nil, "extra host names or IPs for the TLS certificate")
+	f.DurationVar(&cfg.Heartbeat, "heartbeat", 0, "agent heartbeat period (default 10s)")
+	f.DurationVar(&cfg.AgentTimeout, "agent-timeout", 0, "silence after which an agent is disconnected (default 3 heartbeats)")
+	f.DurationVar(&cfg.Grace, "grace", 0, "time a lost agent has to reconnect before its jobs are retried (default 30s)")
+	f.DurationVar(&cfg.RetryBackoff, "retry-backoff", 0, "delay before the first retry, doubling per attempt (default 1s; negative: none)")
+	lf.add(cmd)
+	return cmd
+}

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pando-wms/pando/containers/process"
+	"github.com/pando-wms/pando/dispatcher/pki"
+	"github.com/pando-wms/pando/dispatcher/task"
+	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/pilot"
+	"github.com/pando-wms/pando/pilot/probe"
+)
+
+func newPilotCmd() *cobra.Command {
+	var (
+		cfg                    pilot.Config
+		tokenFile, caFile, pin string
+		memory                 string
+		cores                  int
+		lf                     logFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "pilot",
+		Short: "Run a pilot: take jobs from the dispatcher and run them on this node",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := lf.logger()
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			if cfg.Token, err = agentToken(tokenFile); err != nil {
+				return err
+			}
+			if cfg.TLS, err = pki.ClientTLS(caFile, pin, wire.ALPN, ""); err != nil {
+				return err
+			}
+			res, err := probe.Probe(cmd.Context(), probe.Options{DiskDir: cfg.WorkDir, Logger: log})
+			if err != nil {
+				return fmt.Errorf("probe: %w", err)
+			}
+			if cores > 0 {
+				res.Cores = cores
+			}
+			if memory != "" {
+				if res.MemoryBytes, err = task.ParseSize(memory); err != nil {
+					return fmt.Errorf("--memory: %w", err)
+				}
+			}
+			cfg.Resources = res
+			cfg.Runtime = process.New(log.With("component", "process"))
+			p, err := pilot.New(cfg)
+			if err != nil {
+				return err
+			}
+			return p.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Dispatcher, "dispatcher", "127.0.0.1:7443", "dispatcher (or edge) HOST:PORT")
+	f.StringVar(&tokenFile, "token-file", os.Getenv("PANDO_TOKEN_FILE"), "file holding the agent token")
+	f.StringVar(&caFile, "ca-file", "", "CA certificate (PEM) the dispatcher's certificate must chain to")
+	f.StringVar(&pin, "pin", "", "instead of --ca-file: the SHA-256 of the dispatcher's certificate (sha256:HEX)")
+	f.StringVar(&cfg.Queue, "queue", "", "queue to take work from (default: jobs that name no queue)")
+	f.StringVar(&cfg.Name, "name", "", "pilot name (default HOSTNAME-PID)")
+	f.IntVar(&cores, "cores", 0, "cores to offer (default: all)")
+	f.StringVar(&memory, "memory", "", "memory to offer, e.g. 4GiB (default: all)")
+	f.DurationVar(&cfg.Walltime, "walltime", 0, "stop taking work and exit after this long (default: no limit)")
+	f.StringVar(&cfg.WorkDir, "workdir", "", "directory for job work directories (default: a new one in $TMPDIR)")
+	f.BoolVar(&cfg.KeepWorkDirs, "keep-workdirs", false, "keep job work directories after their report")
+	lf.add(cmd)
+	return cmd
+}
+
+// agentToken reads the agent's token file, or PANDO_TOKEN when no file is
+// given.
+func agentToken(file string) (string, error) {
+	if file != "" {
+		return readToken(file)
+	}
+	if t := strings.TrimSpace(os.Getenv("PANDO_TOKEN")); t != "" {
+		return t, nil
+	}
+	return "", fmt.Errorf("no token: pass --token-file or set PANDO_TOKEN_FILE or PANDO_TOKEN")
+}

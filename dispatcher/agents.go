@@ -1,0 +1,290 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/pando-wms/pando/dispatcher/auth"
+	"github.com/pando-wms/pando/dispatcher/broker"
+	"github.com/pando-wms/pando/dispatcher/errcode"
+	"github.com/pando-wms/pando/dispatcher/pki"
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+const (
+	helloTimeout = 10 * time.Second
+	writeTimeout = 5 * time.Second
+)
+
+func (s *Server) listenAgents() error {
+	tlsConf, err := pki.ServerTLS(s.pki, wire.ALPN)
+	if err != nil {
+		return fmt.Errorf("dispatcher: tls: %w", err)
+	}
+	ln, err := quic.ListenAddr(s.cfg.AgentAddr, tlsConf, &quic.Config{
+		HandshakeIdleTimeout:  helloTimeout,
+		MaxIdleTimeout:        s.cfg.AgentTimeout + s.cfg.Heartbeat,
+		MaxIncomingStreams:    10000, // one stream per running job
+		MaxIncomingUniStreams: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("dispatcher: agent listener on %s: %w", s.cfg.AgentAddr, err)
+	}
+	s.quic = ln
+	return nil
+}
+
+func (s *Server) acceptAgents(ctx context.Context) {
+	for {
+		conn, err := s.quic.Accept(ctx)
+		if err != nil {
+			return // listener closed or ctx done
+		}
+		s.agentsWG.Add(1)
+		go func() {
+			defer s.agentsWG.Done()
+			s.serveAgent(ctx, conn)
+		}()
+	}
+}
+
+// session is one agent connection; it implements broker.Session.
+type session struct {
+	conn     *quic.Conn
+	ctrl     *quic.Stream
+	w        *wire.Writer
+	hello    *wire.Hello
+	lastSeen atomic.Int64
+	log      *slog.Logger
+}
+
+func (ss *session) Send(msgs []wire.Message) error {
+	ss.ctrl.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return ss.w.WriteBatch(msgs)
+}
+
+func (ss *session) Close(code int, reason string) {
+	_ = ss.conn.CloseWithError(quic.ApplicationErrorCode(code), reason)
+}
+
+func (ss *session) LastSeen() time.Time { return time.Unix(0, ss.lastSeen.Load()) }
+
+func (ss *session) seen() { ss.lastSeen.Store(time.Now().UnixNano()) }
+
+// refuse tells the agent why it is turned away, then closes.
+func refuse(conn *quic.Conn, w *wire.Writer, code int, msg string) {
+	if w != nil {
+		_ = w.Write(&wire.Refuse{Code: code, Message: msg})
+	}
+	_ = conn.CloseWithError(quic.ApplicationErrorCode(code), msg)
+}
+
+func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
+	log := s.log.With("remote", conn.RemoteAddr().String())
+	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
+	ctrl, err := conn.AcceptStream(hctx)
+	cancel()
+	if err != nil {
+		refuse(conn, nil, wire.CloseProtocol, "no control stream")
+		return
+	}
+	w := wire.NewWriter(ctrl)
+	r := wire.NewReader(ctrl, s.cfg.MaxFrame)
+	ctrl.SetReadDeadline(time.Now().Add(helloTimeout))
+	hello, code, why := s.readHello(ctx, r)
+	if code != 0 {
+		log.Warn("agent refused", "reason", why)
+		refuse(conn, w, code, why)
+		return
+	}
+	ctrl.SetReadDeadline(time.Time{})
+	ss := &session{conn: conn, ctrl: ctrl, w: w, hello: hello,
+		log: log.With("agent", hello.Name, "id", hello.AgentID)}
+	ss.seen()
+	drop, err := s.broker.Connect(hello, ss)
+	if err != nil {
+		refuse(conn, w, wire.CloseProtocol, err.Error())
+		return
+	}
+	s.sessMu.Lock()
+	s.sessions[ss] = struct{}{}
+	s.sessMu.Unlock()
+	defer func() {
+		s.broker.Disconnect(hello.AgentID, ss)
+		s.sessMu.Lock()
+		delete(s.sessions, ss)
+		s.sessMu.Unlock()
+	}()
+	welcome := &wire.Welcome{Session: time.Now().UnixNano(), HeartbeatMillis: s.cfg.Heartbeat.Milliseconds(), Drop: drop}
+	if err := ss.Send([]wire.Message{welcome}); err != nil {
+		ss.Close(wire.CloseProtocol, "welcome: "+err.Error())
+		return
+	}
+	ss.log.Info("agent connected", "kind", hello.Kind, "queue", hello.Queue, "cores", hello.Resources.Cores, "reattached", len(hello.Running)-len(drop))
+
+	s.agentsWG.Add(1)
+	go func() {
+		defer s.agentsWG.Done()
+		s.acceptJobStreams(ctx, ss)
+	}()
+	s.readControl(ss, r)
+}
+
+// readHello reads and checks the agent's Hello: version, then token.
+func (s *Server) readHello(ctx context.Context, r *wire.Reader) (*wire.Hello, int, string) {
+	m, err := r.Read()
+	if err != nil {
+		return nil, wire.CloseProtocol, "bad hello: " + err.Error()
+	}
+	h, ok := m.(*wire.Hello)
+	if !ok {
+		return nil, wire.CloseProtocol, fmt.Sprintf("expected hello, got message type %d", m.Type())
+	}
+	if h.Version != wire.Version {
+		return nil, wire.CloseBadVersion, fmt.Sprintf("protocol version %d not supported: this dispatcher speaks version %d", h.Version, wire.Version)
+	}
+	p, err := s.auth.Authenticate(ctx, h.Token)
+	if err != nil {
+		return nil, wire.CloseUnauthorized, fmt.Sprintf("unauthorized: invalid token (%v)", err)
+	}
+	if !p.Can(auth.ConnectAgent) {
+		return nil, wire.CloseUnauthorized, fmt.Sprintf("unauthorized: token of %q (role %s) may not connect agents", p.Name, p.Role)
+	}
+	if h.AgentID == "" || h.Name == "" {
+		return nil, wire.CloseProtocol, "hello without agent id or name"
+	}
+	return h, 0, ""
+}
+
+// readControl serves the control stream until it fails.
+func (s *Server) readControl(ss *session, r *wire.Reader) {
+	id := ss.hello.AgentID
+	for {
+		m, err := r.Read()
+		if err != nil {
+			s.endSession(ss, err)
+			return
+		}
+		ss.seen()
+		switch m := m.(type) {
+		case *wire.Want:
+			s.broker.Want(id, ss, m)
+		case *wire.Heartbeat:
+			_ = ss.Send([]wire.Message{&wire.HeartbeatAck{Seq: m.Seq, UnixNano: m.UnixNano}})
+		default:
+			s.endSession(ss, fmt.Errorf("%w: unexpected message type %d on control stream", wire.ErrMalformed, m.Type()))
+			return
+		}
+	}
+}
+
+func (s *Server) endSession(ss *session, err error) {
+	var appErr *quic.ApplicationError
+	switch {
+	case wire.IsProtocolError(err):
+		ss.log.Warn("agent sent a bad frame; closing its connection", "err", err)
+		refuse(ss.conn, ss.w, wire.CloseProtocol, err.Error())
+	case errors.As(err, &appErr):
+		ss.log.Info("agent disconnected", "code", uint64(appErr.ErrorCode), "reason", appErr.ErrorMessage)
+	default:
+		ss.log.Info("agent connection lost", "err", err)
+		ss.Close(wire.CloseNormal, "")
+	}
+}
+
+func (s *Server) acceptJobStreams(ctx context.Context, ss *session) {
+	for {
+		st, err := ss.conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		s.agentsWG.Add(1)
+		go func() {
+			defer s.agentsWG.Done()
+			s.serveJobStream(ctx, ss, st)
+		}()
+	}
+}
+
+// serveJobStream handles one job attempt's stream: phases, samples, logs
+// and the final report, acknowledged once durable.
+func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Stream) {
+	defer st.Close()
+	id := ss.hello.AgentID
+	r := wire.NewReader(st, s.cfg.MaxFrame)
+	w := wire.NewWriter(st)
+	m, err := r.Read()
+	if err != nil {
+		st.CancelRead(quic.StreamErrorCode(wire.CloseProtocol))
+		return
+	}
+	open, ok := m.(*wire.JobOpen)
+	if !ok {
+		_ = w.Write(&wire.Ack{Code: int(errcode.DispatcherStale), Message: "job stream must start with JobOpen"})
+		return
+	}
+	if err := s.broker.Check(id, open.JobID, open.Attempt); err != nil {
+		_ = w.Write(&wire.Ack{Code: int(errcode.DispatcherStale), Message: err.Error()})
+		return
+	}
+	logs := s.logs.open(open.JobID, open.Attempt)
+	defer logs.close()
+	for {
+		m, err := r.Read()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				ss.log.Debug("job stream ended", "job", open.JobID, "err", err)
+			}
+			return
+		}
+		ss.seen()
+		switch m := m.(type) {
+		case *wire.JobState:
+			if err := s.broker.Phase(id, open.JobID, open.Attempt, m.Phase); err != nil {
+				_ = w.Write(&wire.Ack{Code: int(errcode.DispatcherStale), Message: err.Error()})
+				return
+			}
+		case *wire.Sample:
+			// Samples feed the pilot's own limits; the final report carries the totals.
+		case *wire.Log:
+			if err := logs.write(m.Data); err != nil {
+				ss.log.Error("write job log", "job", open.JobID, "err", err)
+			}
+		case *wire.Report:
+			logs.close()
+			_ = w.Write(s.report(ctx, id, open, m))
+			return
+		default:
+			return
+		}
+	}
+}
+
+func (s *Server) report(ctx context.Context, agentID string, open *wire.JobOpen, rep *wire.Report) *wire.Ack {
+	done := make(chan error, 1)
+	err := s.broker.Report(agentID, open.JobID, open.Attempt, rep, func(err error) { done <- err })
+	if err != nil {
+		code := errcode.DispatcherStale
+		if errors.Is(err, broker.ErrUnknownJob) {
+			code = errcode.DispatcherStale
+		}
+		return &wire.Ack{Code: int(code), Message: err.Error()}
+	}
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		// Not durable: the agent keeps the report and sends it again.
+		return &wire.Ack{Code: -1, Message: "report not stored: " + err.Error()}
+	}
+	return &wire.Ack{}
+}

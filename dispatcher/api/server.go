@@ -1,0 +1,206 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/pando-wms/pando/dispatcher/auth"
+	"github.com/pando-wms/pando/dispatcher/broker"
+	"github.com/pando-wms/pando/dispatcher/store"
+	"github.com/pando-wms/pando/dispatcher/task"
+)
+
+// maxTaskFile bounds a submitted task file.
+const maxTaskFile = 1 << 20
+
+// Backend is what the API needs from the dispatcher besides reading the store.
+type Backend interface {
+	Submit(ctx context.Context, owner string, spec *task.Spec) (int64, error)
+	Kill(ctx context.Context, id int64, by string) (kind string, n int, err error)
+	Retry(ctx context.Context, id int64) (kind string, n int, err error)
+	LiveJob(id int64) (store.Job, bool)
+	Agents() []broker.AgentInfo
+	LogPath(job int64, attempt int) string
+}
+
+// Authenticator resolves bearer tokens and creates new ones.
+type Authenticator interface {
+	Authenticate(ctx context.Context, secret string) (auth.Principal, error)
+	Create(ctx context.Context, role store.Role, name string) (string, error)
+}
+
+// Server serves /api/v1.
+type Server struct {
+	store   store.Store
+	backend Backend
+	auth    Authenticator
+	log     *slog.Logger
+	mux     *http.ServeMux
+}
+
+// NewServer returns the API handler.
+func NewServer(st store.Store, b Backend, a Authenticator, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{store: st, backend: b, auth: a, log: log, mux: http.NewServeMux()}
+	s.handle("POST /tasks", s.submit)
+	s.handle("GET /tasks", s.listTasks)
+	s.handle("GET /tasks/{id}", s.getTask)
+	s.handle("GET /jobs", s.listJobs)
+	s.handle("GET /jobs/{id}", s.getJob)
+	s.handle("GET /jobs/{id}/logs", s.jobLogs)
+	s.handle("POST /kill/{id}", s.kill)
+	s.handle("POST /retry/{id}", s.retry)
+	s.handle("POST /tokens", s.createToken)
+	s.handle("GET /whoami", s.whoami)
+	s.handle("GET /agents", s.agents)
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
+
+// handle registers h behind authentication and turns its error into a status.
+func (s *Server) handle(pattern string, h handlerFunc) {
+	method, path, _ := strings.Cut(pattern, " ")
+	s.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			writeError(w, http.StatusUnauthorized, "missing bearer token")
+			return
+		}
+		p, err := s.auth.Authenticate(r.Context(), strings.TrimSpace(secret))
+		if err != nil {
+			writeError(w, http.StatusUnauthorized, "invalid token")
+			return
+		}
+		if err := h(w, r, p); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// httpError is an error with its status.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) error {
+	return &httpError{status, fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var he *httpError
+	switch {
+	case errors.As(err, &he):
+		writeError(w, he.status, he.msg)
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, context.Canceled):
+	default:
+		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	_ = writeJSON(w, status, ErrorResponse{Error: msg})
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, errorf(http.StatusBadRequest, "bad id %q", r.PathValue("id"))
+	}
+	return id, nil
+}
+
+func queryInt(r *http.Request, key string) (int64, error) {
+	v := r.URL.Query().Get(key)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, errorf(http.StatusBadRequest, "bad %s %q", key, v)
+	}
+	return n, nil
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if !p.Can(auth.SubmitTask) {
+		return errorf(http.StatusForbidden, "role %s may not submit tasks", p.Role)
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxTaskFile+1))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "read task file: %v", err)
+	}
+	if len(data) > maxTaskFile {
+		return errorf(http.StatusRequestEntityTooLarge, "task file larger than %d bytes", maxTaskFile)
+	}
+	spec, err := task.Parse(data)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "invalid task: %v", err)
+	}
+	id, err := s.backend.Submit(r.Context(), p.Name, spec)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, SubmitResponse{ID: id, Jobs: spec.Jobs})
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	return writeJSON(w, http.StatusOK, Whoami{Name: p.Name, Role: string(p.Role)})
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if !p.Can(auth.CreateToken) {
+		return errorf(http.StatusForbidden, "role %s may not create tokens", p.Role)
+	}
+	var req TokenRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		return errorf(http.StatusBadRequest, "bad token request: %v", err)
+	}
+	role, err := auth.ParseRole(req.Role)
+	if err != nil {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
+	if req.Name == "" {
+		return errorf(http.StatusBadRequest, "token name is required")
+	}
+	secret, err := s.auth.Create(r.Context(), role, req.Name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, TokenResponse{Token: secret, Name: req.Name, Role: string(role)})
+}
+
+func (s *Server) agents(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if !p.Can(auth.ViewAgents) {
+		return errorf(http.StatusForbidden, "role %s may not list agents", p.Role)
+	}
+	out := []Agent{}
+	for _, a := range s.backend.Agents() {
+		out = append(out, Agent{ID: a.ID, Name: a.Name, Kind: a.Kind, Queue: a.Queue,
+			Connected: a.Connected, Since: a.Since, Running: a.Running, Resources: a.Resources})
+	}
+	return writeJSON(w, http.StatusOK, out)
+}

@@ -1,0 +1,232 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/auth"
+	"github.com/pando-wms/pando/dispatcher/errcode"
+	"github.com/pando-wms/pando/dispatcher/store"
+	"github.com/pando-wms/pando/dispatcher/task"
+)
+
+// ownedTask loads a task the principal may see; another user's task is
+// reported as not found, so that IDs leak nothing.
+func (s *Server) ownedTask(ctx context.Context, p auth.Principal, id int64) (*store.Task, error) {
+	if err := canRead(p); err != nil {
+		return nil, err
+	}
+	t, err := s.store.Task(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t.Owner != p.Name && !p.Can(auth.ReadAll) {
+		return nil, fmt.Errorf("task %d: %w", id, store.ErrNotFound)
+	}
+	return t, nil
+}
+
+// ownedJob loads a job (fresh from the broker when live) the principal may see.
+func (s *Server) ownedJob(ctx context.Context, p auth.Principal, id int64) (store.Job, error) {
+	j, err := s.store.Job(ctx, id)
+	if err != nil {
+		return store.Job{}, err
+	}
+	if _, err := s.ownedTask(ctx, p, j.TaskID); err != nil {
+		return store.Job{}, fmt.Errorf("job %d: %w", id, store.ErrNotFound)
+	}
+	if live, ok := s.backend.LiveJob(id); ok {
+		return live, nil
+	}
+	return *j, nil
+}
+
+// canRead refuses roles that see no work at all (agents).
+func canRead(p auth.Principal) error {
+	if !p.Can(auth.ReadOwn) && !p.Can(auth.ReadAll) {
+		return errorf(http.StatusForbidden, "role %s may not read tasks or jobs", p.Role)
+	}
+	return nil
+}
+
+// taskState summarises a task from its job counts.
+func taskState(c map[store.State]int, total int) string {
+	switch {
+	case c[store.Running]+c[store.Assigned] > 0:
+		return "running"
+	case c[store.Ready] > 0:
+		return "ready"
+	case c[store.Pending] > 0:
+		return "pending"
+	case c[store.Finished] == total:
+		return "finished"
+	case c[store.Failed] > 0:
+		return "failed"
+	}
+	return "cancelled"
+}
+
+func (s *Server) taskView(ctx context.Context, t *store.Task) (Task, error) {
+	counts, err := s.store.TaskCounts(ctx, t.ID)
+	if err != nil {
+		return Task{}, err
+	}
+	c := make(map[string]int, len(counts))
+	for st, n := range counts {
+		c[string(st)] = n
+	}
+	return Task{ID: t.ID, Name: t.Name, Owner: t.Owner, Queue: t.Queue, Priority: t.Priority,
+		State: taskState(counts, t.Jobs), Jobs: t.Jobs, Counts: c, Created: t.Created}, nil
+}
+
+func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return err
+	}
+	after, err := queryInt(r, "after")
+	if err != nil {
+		return err
+	}
+	if err := canRead(p); err != nil {
+		return err
+	}
+	f := store.TaskFilter{AfterID: after, Limit: int(limit)}
+	if !p.Can(auth.ReadAll) {
+		f.Owner = p.Name
+	}
+	tasks, err := s.store.Tasks(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]Task, 0, len(tasks))
+	for i := range tasks {
+		v, err := s.taskView(r.Context(), &tasks[i])
+		if err != nil {
+			return err
+		}
+		out = append(out, v)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getTask(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	t, err := s.ownedTask(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	v, err := s.taskView(r.Context(), t)
+	if err != nil {
+		return err
+	}
+	var spec task.Spec
+	if err := json.Unmarshal(t.Spec, &spec); err == nil {
+		v.Spec = &spec
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	taskID, err := queryInt(r, "task")
+	if err != nil {
+		return err
+	}
+	limit, err := queryInt(r, "limit")
+	if err != nil {
+		return err
+	}
+	after, err := queryInt(r, "after")
+	if err != nil {
+		return err
+	}
+	if err := canRead(p); err != nil {
+		return err
+	}
+	f := store.JobFilter{TaskID: taskID, State: store.State(r.URL.Query().Get("state")), AfterID: after, Limit: int(limit)}
+	if f.State != "" && !validState(f.State) {
+		return errorf(http.StatusBadRequest, "unknown state %q", f.State)
+	}
+	if taskID != 0 {
+		if _, err := s.ownedTask(r.Context(), p, taskID); err != nil {
+			return err
+		}
+	} else if !p.Can(auth.ReadAll) {
+		f.Owner = p.Name
+	}
+	jobs, err := s.store.Jobs(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	out := make([]Job, 0, len(jobs))
+	for _, j := range jobs {
+		if live, ok := s.backend.LiveJob(j.ID); ok {
+			j = live
+		}
+		out = append(out, jobView(j))
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+func validState(st store.State) bool {
+	for _, s := range store.States {
+		if s == st {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	j, err := s.ownedJob(r.Context(), p, id)
+	if err != nil {
+		return err
+	}
+	v := jobView(j)
+	attempts, err := s.store.Attempts(r.Context(), id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	for _, a := range attempts {
+		v.Attempts = append(v.Attempts, attemptView(a))
+	}
+	return writeJSON(w, http.StatusOK, v)
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func errName(code int) string {
+	if code == 0 {
+		return ""
+	}
+	return errcode.Code(code).Name()
+}
+
+func jobView(j store.Job) Job {
+	return Job{ID: j.ID, Task: j.TaskID, Index: j.Index, State: string(j.State), Attempt: j.Attempt,
+		MaxAttempts: j.MaxAttempts, ExitCode: j.ExitCode, ErrorCode: j.ErrorCode,
+		ErrorName: errName(j.ErrorCode), Error: j.Error, Agent: j.AgentName,
+		Created: j.Created, Updated: j.Updated, Started: timePtr(j.Started), Ended: timePtr(j.Ended)}
+}
+
+func attemptView(a store.Attempt) Attempt {
+	return Attempt{Attempt: a.Attempt, State: string(a.State), Agent: a.AgentName, ExitCode: a.ExitCode,
+		ErrorCode: a.ErrorCode, ErrorName: errName(a.ErrorCode), Error: a.Error, Assigned: a.Assigned,
+		Started: timePtr(a.Started), Ended: timePtr(a.Ended), CPUSeconds: a.CPUSeconds, MaxRSSBytes: a.MaxRSSBytes}
+}

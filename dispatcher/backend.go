@@ -1,0 +1,146 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/broker"
+	"github.com/pando-wms/pando/dispatcher/store"
+	"github.com/pando-wms/pando/dispatcher/task"
+)
+
+// Submit stores a task and its jobs durably, then hands them to the broker.
+func (s *Server) Submit(ctx context.Context, owner string, spec *task.Spec) (int64, error) {
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		return 0, fmt.Errorf("encode spec: %w", err)
+	}
+	now := time.Now()
+	t := &store.Task{Owner: owner, Name: spec.Name, Queue: spec.Queue, Priority: spec.Priority,
+		Jobs: spec.Jobs, MaxAttempts: spec.MaxAttempts, Spec: raw, Created: now}
+	jobs := make([]store.Job, spec.Jobs)
+	for i := range jobs {
+		jobs[i] = store.Job{Index: i, State: store.Ready, MaxAttempts: spec.MaxAttempts, Created: now, Updated: now}
+	}
+	if err := s.store.CreateTask(ctx, t, jobs); err != nil {
+		return 0, fmt.Errorf("store task: %w", err)
+	}
+	s.broker.AddTask(*t, spec, jobs)
+	s.log.Debug("task submitted", "task", t.ID, "owner", owner, "jobs", len(jobs))
+	return t.ID, nil
+}
+
+// Kill cancels a task's live jobs or one job. It reports whether id named
+// a task or a job and how many jobs it cancelled.
+func (s *Server) Kill(ctx context.Context, id int64, by string) (string, int, error) {
+	reason := "killed by " + by
+	if _, err := s.store.Task(ctx, id); err == nil {
+		return "task", s.broker.KillTask(id, reason), nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return "", 0, err
+	}
+	if _, err := s.store.Job(ctx, id); err != nil {
+		return "", 0, err
+	}
+	n := 0
+	if s.broker.KillJob(id, reason) {
+		n = 1
+	}
+	return "job", n, nil
+}
+
+// Retry makes failed and cancelled jobs of a task (or one job) ready again.
+func (s *Server) Retry(ctx context.Context, id int64) (string, int, error) {
+	kind := "task"
+	var jobs []store.Job
+	t, err := s.store.Task(ctx, id)
+	switch {
+	case err == nil:
+		for _, st := range []store.State{store.Failed, store.Cancelled} {
+			js, err := s.store.Jobs(ctx, store.JobFilter{TaskID: id, State: st})
+			if err != nil {
+				return "", 0, err
+			}
+			jobs = append(jobs, js...)
+		}
+	case errors.Is(err, store.ErrNotFound):
+		kind = "job"
+		j, err := s.store.Job(ctx, id)
+		if err != nil {
+			return "", 0, err
+		}
+		if t, err = s.store.Task(ctx, j.TaskID); err != nil {
+			return "", 0, err
+		}
+		jobs = []store.Job{*j}
+	default:
+		return "", 0, err
+	}
+	spec, err := decodeSpec(t)
+	if err != nil {
+		return "", 0, err
+	}
+	return kind, s.broker.Revive(*t, spec, jobs), nil
+}
+
+// LiveJob is the broker's fresh view of a live job.
+func (s *Server) LiveJob(id int64) (store.Job, bool) { return s.broker.Live(id) }
+
+// Agents lists connected and recently lost agents.
+func (s *Server) Agents() []broker.AgentInfo { return s.broker.Agents() }
+
+func decodeSpec(t *store.Task) (*task.Spec, error) {
+	var spec task.Spec
+	if err := json.Unmarshal(t.Spec, &spec); err != nil {
+		return nil, fmt.Errorf("task %d: stored spec: %w", t.ID, err)
+	}
+	return &spec, nil
+}
+
+// recover loads live jobs after a restart.
+func (s *Server) recover(ctx context.Context) error {
+	tasks, err := s.store.LiveTasks(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatcher: recover tasks: %w", err)
+	}
+	jobs, err := s.store.LiveJobs(ctx)
+	if err != nil {
+		return fmt.Errorf("dispatcher: recover jobs: %w", err)
+	}
+	byID := make(map[int64]store.Task, len(tasks))
+	specs := make(map[int64]*task.Spec, len(tasks))
+	for _, t := range tasks {
+		spec, err := decodeSpec(&t)
+		if err != nil {
+			return fmt.Errorf("dispatcher: recover: %w", err)
+		}
+		byID[t.ID], specs[t.ID] = t, spec
+	}
+	s.broker.Recover(byID, specs, jobs)
+	if len(jobs) > 0 {
+		s.log.Info("recovered live jobs", "tasks", len(tasks), "jobs", len(jobs))
+	}
+	return nil
+}
+
+// ensureAdminToken creates DIR/admin.token (mode 0600) on first start.
+func (s *Server) ensureAdminToken(ctx context.Context) error {
+	path := s.AdminTokenFile()
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	secret, err := s.auth.Create(ctx, store.RoleAdmin, "admin")
+	if err != nil {
+		return fmt.Errorf("dispatcher: admin token: %w", err)
+	}
+	tmp := filepath.Join(filepath.Dir(path), ".admin.token.tmp")
+	if err := os.WriteFile(tmp, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("dispatcher: admin token: %w", err)
+	}
+	return os.Rename(tmp, path)
+}

@@ -1,0 +1,163 @@
+// Package bench load-tests a dispatcher with simulated agents over real
+// QUIC: they speak the full agent protocol, but their payloads finish at
+// once, so what is measured is the dispatcher (and the protocol) alone.
+package bench
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+// simAgent is one simulated agent connection.
+type simAgent struct {
+	name string
+	conn *quic.Conn
+	ctrl *wire.Writer
+	run  *run
+}
+
+// run is the shared state of one benchmark run.
+type run struct {
+	token   string
+	slots   int
+	done    atomic.Int64
+	target  int64
+	lat     *latencies
+	allDone chan struct{}
+	once    sync.Once
+	errs    atomic.Int64
+}
+
+// dialAgents connects n agents through one UDP socket, at most 256
+// handshakes in flight (more only makes the kernel drop packets).
+func dialAgents(ctx context.Context, addr string, tlsConf *tls.Config, n int, r *run) ([]*simAgent, *quic.Transport, error) {
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, nil, err
+	}
+	tr := &quic.Transport{Conn: udp}
+	raddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		tr.Close()
+		return nil, nil, err
+	}
+	agents := make([]*simAgent, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(256)
+	for i := range agents {
+		g.Go(func() error {
+			a, err := dialAgent(gctx, tr, raddr, tlsConf, fmt.Sprintf("bench-%05d", i), r)
+			agents[i] = a
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		for _, a := range agents {
+			if a != nil {
+				a.conn.CloseWithError(0, "")
+			}
+		}
+		tr.Close()
+		return nil, nil, err
+	}
+	return agents, tr, nil
+}
+
+func dialAgent(ctx context.Context, tr *quic.Transport, addr net.Addr, tlsConf *tls.Config, name string, r *run) (*simAgent, error) {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := tr.Dial(dctx, addr, tlsConf, &quic.Config{MaxIdleTimeout: 2 * time.Minute, KeepAlivePeriod: 20 * time.Second,
+		MaxIncomingStreams: -1, MaxIncomingUniStreams: -1})
+	if err != nil {
+		return nil, fmt.Errorf("%s: dial: %w", name, err)
+	}
+	st, err := conn.OpenStreamSync(dctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: control stream: %w", name, err)
+	}
+	a := &simAgent{name: name, conn: conn, ctrl: wire.NewWriter(st), run: r}
+	rd := wire.NewReader(st, 0)
+	hello := &wire.Hello{Version: wire.Version, Kind: wire.KindBench, Name: name, AgentID: name, Token: r.token,
+		Resources: wire.Resources{Cores: r.slots, MemoryBytes: int64(r.slots) << 30}}
+	if err := a.ctrl.Write(hello); err != nil {
+		return nil, fmt.Errorf("%s: hello: %w", name, err)
+	}
+	m, err := rd.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: welcome: %w", name, err)
+	}
+	if ref, ok := m.(*wire.Refuse); ok {
+		return nil, fmt.Errorf("%s: refused: %s", name, ref.Message)
+	}
+	go a.serve(rd)
+	return a, nil
+}
+
+// start grants the agent its slots.
+func (a *simAgent) start() error {
+	s := a.run.slots
+	return a.ctrl.Write(&wire.Want{Slots: s, Cores: s, MemoryBytes: int64(s) << 30})
+}
+
+// serve reads pushed assignments until the connection closes.
+func (a *simAgent) serve(rd *wire.Reader) {
+	for {
+		m, err := rd.Read()
+		if err != nil {
+			return
+		}
+		if as, ok := m.(*wire.Assign); ok {
+			a.run.lat.add(time.Since(time.Unix(0, as.SubmitUnixNano)))
+			go a.complete(as.JobID, as.Attempt)
+		}
+	}
+}
+
+// complete walks one job through running to a successful report, then
+// gives the slot back.
+func (a *simAgent) complete(job int64, attempt int) {
+	if err := a.report(job, attempt); err != nil {
+		a.run.errs.Add(1)
+		return
+	}
+	if a.run.done.Add(1) == a.run.target {
+		a.run.once.Do(func() { close(a.run.allDone) })
+	}
+	_ = a.ctrl.Write(&wire.Want{Slots: 1, Cores: 1, MemoryBytes: 1 << 30})
+}
+
+func (a *simAgent) report(job int64, attempt int) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := a.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.CancelRead(0)
+	now := time.Now().UnixNano()
+	buf, _ := wire.AppendFrame(nil, &wire.JobOpen{JobID: job, Attempt: attempt})
+	buf, _ = wire.AppendFrame(buf, &wire.JobState{Phase: wire.PhaseRunning, UnixNano: now})
+	buf, _ = wire.AppendFrame(buf, &wire.Report{StartUnixNano: now, EndUnixNano: time.Now().UnixNano()})
+	if _, err := st.Write(buf); err != nil {
+		return err
+	}
+	st.Close()
+	m, err := wire.NewReader(st, 0).Read()
+	if err != nil {
+		return err
+	}
+	if ack, ok := m.(*wire.Ack); !ok || ack.Code != 0 {
+		return fmt.Errorf("job %d: report refused: %+v", job, m)
+	}
+	return nil
+}

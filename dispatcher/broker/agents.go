@@ -1,0 +1,255 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/errcode"
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+// agentState is what the broker knows of one agent. It outlives the
+// agent's connection for the grace period, so that a reconnecting agent
+// re-attaches its jobs.
+type agentState struct {
+	id, name, kind, queue string
+	res                   wire.Resources
+	session               Session
+	since                 time.Time
+	lostAt                time.Time // when its jobs are declared lost (disconnected agents)
+	jobs                  map[int64]*jobState
+
+	// credit granted by Want and not yet used by assignments
+	slots, cores, gpus int
+	memory             int64
+	deadline           int64 // Unix seconds, 0: none
+}
+
+// AgentInfo is a snapshot of an agent for listings.
+type AgentInfo struct {
+	ID, Name, Kind, Queue string
+	Connected             bool
+	Since                 time.Time
+	Running               int
+	Resources             wire.Resources
+}
+
+// ErrAgentRefused means a Hello is not acceptable.
+var ErrAgentRefused = errors.New("agent refused")
+
+func (b *Broker) agentFor(id, name string) *agentState {
+	a, ok := b.agents[id]
+	if !ok {
+		a = &agentState{id: id, name: name, jobs: make(map[int64]*jobState)}
+		b.agents[id] = a
+	}
+	return a
+}
+
+// Connect registers an agent's new session. It re-attaches the jobs the
+// agent still runs, returns those it must drop, and retries jobs the
+// dispatcher assigned to it that it no longer has.
+func (b *Broker) Connect(h *wire.Hello, s Session) (drop []wire.RunningJob, err error) {
+	if h.AgentID == "" {
+		return nil, fmt.Errorf("%w: empty agent id", ErrAgentRefused)
+	}
+	var old Session
+	defer func() { // after unlocking: Close may call back into the broker
+		if old != nil {
+			old.Close(wire.CloseReplaced, "replaced by a new connection of the same agent")
+		}
+	}()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a := b.agentFor(h.AgentID, h.Name)
+	if a.session != nil && a.session != s {
+		old = a.session
+		delete(b.hungry, a)
+	}
+	a.name, a.kind, a.queue, a.res = h.Name, h.Kind, h.Queue, h.Resources
+	a.session, a.since, a.lostAt = s, b.cfg.Now(), time.Time{}
+	a.slots, a.cores, a.gpus, a.memory, a.deadline = 0, 0, 0, 0, h.Deadline
+
+	has := make(map[int64]int, len(h.Running))
+	for _, r := range h.Running {
+		has[r.JobID] = r.Attempt
+		if j, ok := b.jobs[r.JobID]; !ok || j.agent != a || j.attempt != r.Attempt {
+			drop = append(drop, r) // ended, killed or reassigned meanwhile
+		}
+	}
+	now := b.cfg.Now()
+	for id, j := range a.jobs {
+		if at, ok := has[id]; !ok || at != j.attempt {
+			b.detach(j)
+			b.fail(j, errcode.DispatcherAgentGone, "the agent reconnected without this job", now)
+		}
+	}
+	return drop, nil
+}
+
+// Disconnect marks the agent's session s gone. Its jobs are retried after
+// the grace period unless it reconnects first.
+func (b *Broker) Disconnect(agentID string, s Session) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.agents[agentID]
+	if !ok || a.session != s {
+		return // already replaced
+	}
+	a.session = nil
+	a.lostAt = b.cfg.Now().Add(b.cfg.Grace)
+	delete(b.hungry, a)
+	if len(a.jobs) == 0 {
+		delete(b.agents, agentID)
+	}
+}
+
+// Want adds credit to the agent's session and assigns what fits.
+func (b *Broker) Want(agentID string, s Session, w *wire.Want) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a, ok := b.agents[agentID]
+	if !ok || a.session != s {
+		return
+	}
+	a.slots += w.Slots
+	a.cores += w.Cores
+	a.memory += w.MemoryBytes
+	a.gpus += w.GPUs
+	if w.Deadline != 0 {
+		a.deadline = w.Deadline
+	}
+	b.match(a)
+}
+
+// fits reports whether one job of t fits a's remaining credit.
+func (b *Broker) fits(a *agentState, t *taskState, now int64) bool {
+	r := &t.res
+	if a.slots < 1 || r.Cores > a.cores || r.MemoryBytes > a.memory || r.GPUs > a.gpus {
+		return false
+	}
+	if a.deadline != 0 && now+r.WalltimeSecs > a.deadline {
+		return false
+	}
+	if t.image != "" && !slices.Contains(a.res.Runtimes, "podman") {
+		return false
+	}
+	return true
+}
+
+// match assigns ready jobs to a until its credit or the fitting work runs
+// out, then pushes the assignments once durable.
+func (b *Broker) match(a *agentState) {
+	if a.session == nil {
+		return
+	}
+	var out []wire.Message
+	now := b.cfg.Now().Unix()
+	b.cands = b.index.candidates(a.queue, b.cands)
+	for _, t := range b.cands {
+		for b.fits(a, t, now) {
+			j := b.index.pop(t)
+			if j == nil {
+				break
+			}
+			out = append(out, b.assign(j, a))
+			a.slots--
+			a.cores -= t.res.Cores
+			a.memory -= t.res.MemoryBytes
+			a.gpus -= t.res.GPUs
+		}
+		if a.slots < 1 {
+			break
+		}
+	}
+	clear(b.cands)
+	if a.slots > 0 && a.cores > 0 {
+		b.hungry[a] = struct{}{}
+	} else {
+		delete(b.hungry, a)
+	}
+	if len(out) == 0 {
+		return
+	}
+	s := a.session
+	b.afterCommit(func(err error) {
+		if err != nil {
+			return // the dispatcher is failing; the agent reconnects to a healthy one
+		}
+		if err := s.Send(out); err != nil {
+			b.log.Debug("push assign failed", "agent", a.id, "err", err)
+		}
+	})
+}
+
+// feedHungry offers new ready work of queue q to agents with credit.
+func (b *Broker) feedHungry(q string) {
+	for a := range b.hungry {
+		if b.index.empty(a.queue) {
+			if !b.index.any() {
+				return
+			}
+			continue
+		}
+		if q != "" && a.queue != q {
+			continue
+		}
+		b.match(a)
+	}
+}
+
+// Tick runs the timers: silent agents are closed, jobs of agents lost past
+// their grace period are retried, retry back-offs expire. Call it about
+// once a second.
+func (b *Broker) Tick() {
+	b.mu.Lock()
+	now := b.cfg.Now()
+	var silent []Session
+	for id, a := range b.agents {
+		switch {
+		case a.session != nil:
+			if now.Sub(a.session.LastSeen()) > b.cfg.AgentTimeout {
+				silent = append(silent, a.session)
+			}
+		case !a.lostAt.IsZero() && now.After(a.lostAt):
+			for _, j := range a.jobs {
+				b.detach(j)
+				b.fail(j, errcode.DispatcherAgentLost, fmt.Sprintf("agent %s lost (no heartbeat)", a.name), now)
+			}
+			delete(b.agents, id)
+		}
+	}
+	b.releaseDelayed(now)
+	if b.index.any() {
+		b.feedHungry("")
+	}
+	b.mu.Unlock()
+	for _, s := range silent {
+		s.Close(wire.CloseHeartbeatLost, "no heartbeat")
+	}
+}
+
+// Agents lists the known agents.
+func (b *Broker) Agents() []AgentInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]AgentInfo, 0, len(b.agents))
+	for _, a := range b.agents {
+		out = append(out, AgentInfo{ID: a.id, Name: a.name, Kind: a.kind, Queue: a.queue,
+			Connected: a.session != nil, Since: a.since, Running: len(a.jobs), Resources: a.res})
+	}
+	slices.SortFunc(out, func(x, y AgentInfo) int { return compareStrings(x.Name, y.Name) })
+	return out
+}
+
+func compareStrings(x, y string) int {
+	switch {
+	case x < y:
+		return -1
+	case x > y:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,169 @@
+// Package broker is the dispatcher's in-memory heart: live jobs, the ready
+// index, agents and their credits, and the job state machine. It does no
+// I/O of its own. Every change is recorded in a pending batch that the
+// dispatcher's committer writes to the store in group commits; actions that
+// must only happen once a change is durable (pushing an Assign, acknowledging
+// a report) run after that commit.
+package broker
+
+import (
+	"container/heap"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/store"
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+const (
+	statePending   = store.Pending
+	stateReady     = store.Ready
+	stateAssigned  = store.Assigned
+	stateRunning   = store.Running
+	stateFinished  = store.Finished
+	stateFailed    = store.Failed
+	stateCancelled = store.Cancelled
+)
+
+// Session is an agent's live connection, as the broker sees it.
+type Session interface {
+	// Send writes the messages to the control stream in one write.
+	Send(msgs []wire.Message) error
+	// Close ends the connection with a protocol close code and reason.
+	Close(code int, reason string)
+	// LastSeen is when the agent last sent anything.
+	LastSeen() time.Time
+}
+
+// Config holds the broker's timing policy.
+type Config struct {
+	// AgentTimeout: an agent silent this long is disconnected.
+	AgentTimeout time.Duration
+	// Grace: a disconnected agent's jobs are retried after this long unless
+	// it reconnects and re-attaches them.
+	Grace time.Duration
+	// RetryBackoff is the delay before the second attempt; it doubles per
+	// attempt up to MaxBackoff. Zero retries at once.
+	RetryBackoff time.Duration
+	MaxBackoff   time.Duration
+	// Now is the clock (tests and simulations replace it).
+	Now func() time.Time
+}
+
+// Broker holds the live state. Its methods are safe for concurrent use.
+type Broker struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	jobs    map[int64]*jobState
+	tasks   map[int64]*taskState
+	agents  map[string]*agentState
+	hungry  map[*agentState]struct{}
+	index   *readyIndex
+	delayed delayHeap
+	cands   []*taskState // scratch for matching
+
+	// pending group commit
+	dirty    map[int64]*jobState
+	attempts []store.Attempt
+	after    []func(error)
+	signal   chan struct{}
+	nextSess int64
+}
+
+// New returns an empty broker.
+func New(cfg Config, log *slog.Logger) *Broker {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxBackoff == 0 {
+		cfg.MaxBackoff = 5 * time.Minute
+	}
+	return &Broker{
+		cfg:    cfg,
+		log:    log,
+		jobs:   make(map[int64]*jobState),
+		tasks:  make(map[int64]*taskState),
+		agents: make(map[string]*agentState),
+		hungry: make(map[*agentState]struct{}),
+		index:  newReadyIndex(),
+		dirty:  make(map[int64]*jobState),
+		signal: make(chan struct{}, 1),
+	}
+}
+
+// Pending is signalled whenever changes await a commit.
+func (b *Broker) Pending() <-chan struct{} { return b.signal }
+
+// TakeBatch hands the pending changes to the committer: the store batch
+// and the actions to run, with the commit's result, once it is written.
+func (b *Broker) TakeBatch() (*store.Batch, []func(error)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.dirty) == 0 && len(b.attempts) == 0 && len(b.after) == 0 {
+		return nil, nil
+	}
+	batch := &store.Batch{Jobs: make([]store.Job, 0, len(b.dirty)), Attempts: b.attempts}
+	for _, j := range b.dirty {
+		batch.Jobs = append(batch.Jobs, j.record())
+		if j.attemptDirty {
+			batch.Attempts = append(batch.Attempts, j.cur)
+			j.attemptDirty = false
+		}
+	}
+	clear(b.dirty)
+	b.attempts = nil
+	after := b.after
+	b.after = nil
+	return batch, after
+}
+
+func (b *Broker) notify() {
+	select {
+	case b.signal <- struct{}{}:
+	default:
+	}
+}
+
+// touch records that j changed and must be written.
+func (b *Broker) touch(j *jobState) {
+	j.updated = b.cfg.Now()
+	b.dirty[j.id] = j
+	b.notify()
+}
+
+// afterCommit runs f once everything recorded so far is durable.
+func (b *Broker) afterCommit(f func(error)) {
+	b.after = append(b.after, f)
+	b.notify()
+}
+
+// delayHeap holds jobs waiting out a retry back-off, earliest first.
+type delayHeap []*jobState
+
+func (h delayHeap) Len() int           { return len(h) }
+func (h delayHeap) Less(i, k int) bool { return h[i].readyAt.Before(h[k].readyAt) }
+func (h delayHeap) Swap(i, k int)      { h[i], h[k] = h[k], h[i] }
+func (h *delayHeap) Push(x any)        { *h = append(*h, x.(*jobState)) }
+func (h *delayHeap) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return j
+}
+
+// releaseDelayed makes jobs whose back-off has passed ready.
+func (b *Broker) releaseDelayed(now time.Time) {
+	for len(b.delayed) > 0 && !b.delayed[0].readyAt.After(now) {
+		j := heap.Pop(&b.delayed).(*jobState)
+		if j.state == stateReady && !j.queued {
+			b.enqueue(j)
+		}
+	}
+}

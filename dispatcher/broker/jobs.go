@@ -1,0 +1,402 @@
+package broker
+
+import (
+	"container/heap"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/errcode"
+	"github.com/pando-wms/pando/dispatcher/store"
+	"github.com/pando-wms/pando/dispatcher/task"
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+// Errors returned to callers. Refusals of agent reports carry an errcode.
+var (
+	ErrUnknownJob = errors.New("job is not live")
+	ErrStale      = errors.New("attempt is no longer current")
+)
+
+// taskState is the part of a task that matching and assignment need.
+type taskState struct {
+	id          int64
+	owner       string
+	queue       string
+	priority    int
+	maxAttempts int
+	res         wire.JobResources
+	command     []string
+	env         map[string]string
+	image       string
+	created     time.Time
+
+	live    int         // jobs not in a final state
+	ready   []*jobState // FIFO of queued jobs (may hold stale entries)
+	indexed bool
+}
+
+// jobState is one live job.
+type jobState struct {
+	id          int64
+	task        *taskState
+	index       int
+	state       store.State
+	attempt     int
+	maxAttempts int
+	agent       *agentState
+	exitCode    *int
+	errCode     int
+	errText     string
+	created     time.Time
+	updated     time.Time
+	started     time.Time
+	ended       time.Time
+	readyAt     time.Time // retry back-off
+	queued      bool      // in its task's ready list
+
+	cur          store.Attempt // record of the current attempt
+	attemptDirty bool
+}
+
+func (j *jobState) record() store.Job {
+	r := store.Job{
+		ID: j.id, TaskID: j.task.id, Index: j.index, State: j.state,
+		Attempt: j.attempt, MaxAttempts: j.maxAttempts, ExitCode: j.exitCode,
+		ErrorCode: j.errCode, Error: j.errText, Created: j.created,
+		Updated: j.updated, Started: j.started, Ended: j.ended,
+	}
+	if j.agent != nil {
+		r.AgentID, r.AgentName = j.agent.id, j.agent.name
+	} else {
+		r.AgentID, r.AgentName = j.cur.AgentID, j.cur.AgentName
+	}
+	return r
+}
+
+func newTaskState(t store.Task, spec *task.Spec) *taskState {
+	return &taskState{
+		id: t.ID, owner: t.Owner, queue: t.Queue, priority: t.Priority,
+		maxAttempts: t.MaxAttempts, command: spec.Command, env: spec.Env,
+		image: spec.Image, created: t.Created,
+		res: wire.JobResources{
+			Cores: spec.Resources.Cores, MemoryBytes: spec.Resources.MemoryBytes,
+			WalltimeSecs: int64(spec.Resources.Walltime / time.Second),
+			GPUs:         spec.Resources.GPUs, GPUModel: spec.Resources.GPUModel,
+			GPUMemory: spec.Resources.GPUMemory, Accelerator: spec.Resources.Accelerator,
+		},
+	}
+}
+
+func (b *Broker) taskFor(t store.Task, spec *task.Spec) *taskState {
+	ts, ok := b.tasks[t.ID]
+	if !ok {
+		ts = newTaskState(t, spec)
+		b.tasks[t.ID] = ts
+	}
+	return ts
+}
+
+func (b *Broker) adopt(ts *taskState, r store.Job) *jobState {
+	j := &jobState{
+		id: r.ID, task: ts, index: r.Index, state: r.State, attempt: r.Attempt,
+		maxAttempts: r.MaxAttempts, exitCode: r.ExitCode, errCode: r.ErrorCode,
+		errText: r.Error, created: r.Created, updated: r.Updated,
+		started: r.Started, ended: r.Ended,
+	}
+	if j.maxAttempts == 0 {
+		j.maxAttempts = ts.maxAttempts
+	}
+	b.jobs[j.id] = j
+	ts.live++
+	return j
+}
+
+// AddTask takes a newly stored task's jobs (all ready) into the index and
+// offers them to waiting agents.
+func (b *Broker) AddTask(t store.Task, spec *task.Spec, jobs []store.Job) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ts := b.taskFor(t, spec)
+	for _, r := range jobs {
+		j := b.adopt(ts, r)
+		if j.state == stateReady {
+			b.enqueue(j)
+		}
+	}
+	b.feedHungry(ts.queue)
+}
+
+// Recover loads the live jobs of a restarted dispatcher. Jobs that were
+// assigned or running belong to agents that must reconnect within
+// AgentTimeout+Grace (they may be backing off) to re-attach them, or they
+// are retried.
+func (b *Broker) Recover(tasks map[int64]store.Task, specs map[int64]*task.Spec, jobs []store.Job) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lostBy := b.cfg.Now().Add(b.cfg.AgentTimeout + b.cfg.Grace)
+	for _, r := range jobs {
+		t, ok := tasks[r.TaskID]
+		if !ok {
+			b.log.Error("live job without task", "job", r.ID, "task", r.TaskID)
+			continue
+		}
+		j := b.adopt(b.taskFor(t, specs[t.ID]), r)
+		j.cur = store.Attempt{JobID: j.id, Attempt: j.attempt, AgentID: r.AgentID,
+			AgentName: r.AgentName, State: j.state, Started: r.Started, Assigned: r.Updated}
+		switch j.state {
+		case stateReady:
+			b.enqueue(j)
+		case stateAssigned, stateRunning:
+			a := b.agentFor(r.AgentID, r.AgentName)
+			if a.session == nil && a.lostAt.IsZero() {
+				a.lostAt = lostBy
+			}
+			a.jobs[j.id] = j
+			j.agent = a
+		}
+	}
+}
+
+// enqueue puts a ready job in the index.
+func (b *Broker) enqueue(j *jobState) {
+	j.queued = true
+	b.index.push(j)
+}
+
+// assign gives j's next attempt to agent a (under lock). The Assign is sent
+// once the assignment is durable.
+func (b *Broker) assign(j *jobState, a *agentState) *wire.Assign {
+	now := b.cfg.Now()
+	j.attempt++
+	j.state = stateAssigned
+	j.agent = a
+	j.started, j.ended, j.exitCode, j.errCode, j.errText = time.Time{}, time.Time{}, nil, 0, ""
+	b.newAttempt(j, now)
+	a.jobs[j.id] = j
+	b.touch(j)
+	t := j.task
+	return &wire.Assign{
+		JobID: j.id, TaskID: t.id, Index: j.index, Attempt: j.attempt,
+		Command: t.command, Env: t.env, Image: t.image, Resources: t.res,
+		SubmitUnixNano: t.created.UnixNano(),
+	}
+}
+
+func (b *Broker) newAttempt(j *jobState, now time.Time) {
+	if j.attemptDirty {
+		b.attempts = append(b.attempts, j.cur)
+	}
+	j.cur = store.Attempt{JobID: j.id, Attempt: j.attempt, AgentID: j.agent.id,
+		AgentName: j.agent.name, State: stateAssigned, Assigned: now}
+	j.attemptDirty = true
+}
+
+// check finds the live job an agent reports on, fencing stale attempts.
+func (b *Broker) check(agentID string, jobID int64, attempt int) (*jobState, error) {
+	j, ok := b.jobs[jobID]
+	if !ok {
+		return nil, fmt.Errorf("job %d: %w", jobID, ErrUnknownJob)
+	}
+	if j.attempt != attempt || j.agent == nil || j.agent.id != agentID ||
+		(j.state != stateAssigned && j.state != stateRunning) {
+		return nil, fmt.Errorf("job %d attempt %d (current %d, %s): %w", jobID, attempt, j.attempt, j.state, ErrStale)
+	}
+	return j, nil
+}
+
+// Phase records a phase change reported by the agent running the attempt.
+func (b *Broker) Phase(agentID string, jobID int64, attempt int, phase string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j, err := b.check(agentID, jobID, attempt)
+	if err != nil {
+		return err
+	}
+	if j.state == stateAssigned {
+		now := b.cfg.Now()
+		j.state, j.started = stateRunning, now
+		j.cur.State, j.cur.Started = stateRunning, now
+		j.attemptDirty = true
+		b.touch(j)
+	}
+	return nil
+}
+
+// Check validates that agentID runs the current attempt of a job.
+func (b *Broker) Check(agentID string, jobID int64, attempt int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, err := b.check(agentID, jobID, attempt)
+	return err
+}
+
+// Report applies an attempt's final report. done is called once the
+// outcome is durable (or with the commit's error). A refused report (stale
+// attempt, unknown job) returns an error and done is not called.
+func (b *Broker) Report(agentID string, jobID int64, attempt int, r *wire.Report, done func(error)) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j, err := b.check(agentID, jobID, attempt)
+	if err != nil {
+		return err
+	}
+	now := b.cfg.Now()
+	exit := r.ExitCode
+	j.exitCode = &exit
+	j.cur.ExitCode = &exit
+	j.cur.CPUSeconds, j.cur.MaxRSSBytes = r.CPUSeconds, r.MaxRSSBytes
+	if j.cur.Started.IsZero() && r.StartUnixNano != 0 {
+		j.cur.Started = time.Unix(0, r.StartUnixNano)
+		j.started = j.cur.Started
+	}
+	code := errcode.Code(r.ErrorCode)
+	if code == errcode.OK && exit != 0 {
+		code = errcode.PayloadExit
+	}
+	b.detach(j)
+	if code == errcode.OK {
+		b.finish(j, stateFinished, code, "", now)
+	} else {
+		text := r.Error
+		if text == "" {
+			text = code.Text()
+		}
+		b.fail(j, code, text, now)
+	}
+	b.afterCommit(done)
+	return nil
+}
+
+// detach removes j from its agent's running set.
+func (b *Broker) detach(j *jobState) {
+	if j.agent != nil {
+		delete(j.agent.jobs, j.id)
+		j.agent = nil
+	}
+}
+
+// fail ends j's current attempt with code; the job is retried when the code
+// is retryable and attempts remain, else it fails for good.
+func (b *Broker) fail(j *jobState, code errcode.Code, text string, now time.Time) {
+	j.errCode, j.errText = int(code), text
+	j.cur.State, j.cur.ErrorCode, j.cur.Error, j.cur.Ended = stateFailed, int(code), text, now
+	j.attemptDirty = true
+	if !code.Retryable() || j.attempt >= j.maxAttempts {
+		b.finish(j, stateFailed, code, text, now)
+		return
+	}
+	j.state = stateReady
+	b.touch(j)
+	delay := b.backoff(j.attempt)
+	if delay <= 0 {
+		b.enqueue(j)
+		b.feedHungry(j.task.queue)
+		return
+	}
+	j.readyAt = now.Add(delay)
+	heap.Push(&b.delayed, j)
+}
+
+func (b *Broker) backoff(attempt int) time.Duration {
+	d := b.cfg.RetryBackoff
+	for i := 1; i < attempt && d < b.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, b.cfg.MaxBackoff)
+}
+
+// finish puts j in a final state and drops it from memory.
+func (b *Broker) finish(j *jobState, s store.State, code errcode.Code, text string, now time.Time) {
+	j.state, j.ended, j.errCode, j.errText = s, now, int(code), text
+	if j.attempt > 0 && j.cur.Ended.IsZero() {
+		j.cur.State, j.cur.Ended, j.cur.ErrorCode, j.cur.Error = s, now, int(code), text
+		j.attemptDirty = true
+	}
+	j.queued = false
+	b.touch(j)
+	delete(b.jobs, j.id)
+	t := j.task
+	if t.live--; t.live == 0 {
+		b.index.unindex(t)
+		delete(b.tasks, t.id)
+	}
+}
+
+// KillTask cancels every live job of a task; it returns how many.
+func (b *Broker) KillTask(taskID int64, reason string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, j := range b.jobs {
+		if j.task.id == taskID {
+			b.kill(j, reason)
+			n++
+		}
+	}
+	return n
+}
+
+// KillJob cancels a live job; false if it is not live.
+func (b *Broker) KillJob(jobID int64, reason string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j, ok := b.jobs[jobID]
+	if ok {
+		b.kill(j, reason)
+	}
+	return ok
+}
+
+func (b *Broker) kill(j *jobState, reason string) {
+	if a := j.agent; a != nil {
+		msg := []wire.Message{&wire.Kill{JobID: j.id, Attempt: j.attempt, Reason: reason}}
+		if s := a.session; s != nil {
+			b.afterCommit(func(err error) {
+				if err == nil {
+					_ = s.Send(msg)
+				}
+			})
+		}
+		b.detach(j)
+	}
+	b.finish(j, stateCancelled, errcode.DispatcherKilled, reason, b.cfg.Now())
+}
+
+// Revive makes failed or cancelled jobs of a task ready again for a user
+// retry, each allowed the task's max_attempts more attempts. The jobs come
+// from the store; those already live are skipped. It returns how many.
+func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	ts := b.taskFor(t, spec)
+	n := 0
+	for _, r := range jobs {
+		if _, live := b.jobs[r.ID]; live || (r.State != stateFailed && r.State != stateCancelled) {
+			continue
+		}
+		r.State = stateReady
+		r.MaxAttempts = r.Attempt + t.MaxAttempts
+		r.Ended = time.Time{}
+		j := b.adopt(ts, r)
+		b.touch(j)
+		b.enqueue(j)
+		n++
+	}
+	if ts.live == 0 {
+		delete(b.tasks, ts.id)
+	}
+	b.feedHungry(ts.queue)
+	return n
+}
+
+// Live returns the in-memory view of a live job, fresher than the store.
+func (b *Broker) Live(jobID int64) (store.Job, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j, ok := b.jobs[jobID]
+	if !ok {
+		return store.Job{}, false
+	}
+	return j.record(), true
+}

@@ -1,0 +1,72 @@
+package sqlite
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/store"
+)
+
+// rowsPerSec reports rows written per second of benchmark time.
+func rowsPerSec(b *testing.B, rowsPerOp int) {
+	b.ReportMetric(float64(b.N*rowsPerOp)/b.Elapsed().Seconds(), "rows/s")
+}
+
+func benchJobs(n int) []store.Job {
+	jobs := make([]store.Job, n)
+	now := time.Now()
+	for i := range jobs {
+		jobs[i] = store.Job{Index: i, State: store.Ready, MaxAttempts: 3, Created: now, Updated: now}
+	}
+	return jobs
+}
+
+func BenchmarkCreateTask(b *testing.B) {
+	const n = 10_000
+	db := openTest(b, b.TempDir())
+	ctx := context.Background()
+	jobs := benchJobs(n)
+	for b.Loop() {
+		t := &store.Task{Owner: "bench", Queue: "grid", Jobs: n, Spec: []byte(`{}`), Created: time.Now()}
+		if err := db.CreateTask(ctx, t, jobs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rowsPerSec(b, n+1)
+}
+
+// BenchmarkApply writes group commits of 500 job updates and 500 attempt
+// upserts, as the dispatcher does: each job moves on one state and its
+// current attempt is inserted or updated.
+func BenchmarkApply(b *testing.B) {
+	const perBatch, total = 500, 100_000
+	db := openTest(b, b.TempDir())
+	ctx := context.Background()
+	var jobs []store.Job
+	for range total / 10_000 {
+		js := benchJobs(10_000)
+		if err := db.CreateTask(ctx, &store.Task{Owner: "bench", Jobs: len(js)}, js); err != nil {
+			b.Fatal(err)
+		}
+		jobs = append(jobs, js...)
+	}
+	batch := &store.Batch{Jobs: make([]store.Job, perBatch), Attempts: make([]store.Attempt, perBatch)}
+	next := 0
+	for b.Loop() {
+		now := time.Now()
+		for i := range perBatch {
+			j := &jobs[next]
+			next = (next + 1) % len(jobs)
+			j.Attempt++
+			j.State, j.AgentID, j.Updated, j.Started = store.Running, "agent-1", now, now
+			batch.Jobs[i] = *j
+			batch.Attempts[i] = store.Attempt{JobID: j.ID, Attempt: (j.Attempt + 1) / 2, AgentID: "agent-1",
+				State: store.Running, Assigned: now, Started: now}
+		}
+		if err := db.Apply(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rowsPerSec(b, 2*perBatch)
+}

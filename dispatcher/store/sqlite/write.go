@@ -1,0 +1,182 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pando-wms/pando/dispatcher/store"
+)
+
+// chunk is how many rows one multi-row statement carries, to spread the
+// per-statement cost of database/sql and the driver. Larger chunks measured
+// no faster (UPDATE ... FROM got slower); 64 rows of at most 15 columns stay
+// far below SQLite's limit of bound parameters (32766).
+const chunk = 64
+
+const (
+	insertTaskSQL = `INSERT INTO tasks (id, owner, name, queue, priority, jobs,
+		max_attempts, spec, created) VALUES (?,?,?,?,?,?,?,?,?)`
+	insertJobSQL = `INSERT INTO jobs (id, task_id, idx, state, attempt,
+		max_attempts, agent_id, agent_name, exit_code, error_code, error,
+		created, updated, started, ended) VALUES %s`
+	jobRow = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	// Only the mutable fields: ID, TaskID, Index and Created never change.
+	updateJobSQL = `UPDATE jobs SET state = v.column2, attempt = v.column3,
+		max_attempts = v.column4, agent_id = v.column5, agent_name = v.column6,
+		exit_code = v.column7, error_code = v.column8, error = v.column9,
+		updated = v.column10, started = v.column11, ended = v.column12
+		FROM (VALUES %s) AS v WHERE jobs.id = v.column1`
+	updateRow = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+	// A later row for the same attempt, in the same statement or not,
+	// replaces the earlier one.
+	upsertAttemptSQL = `INSERT INTO attempts (job_id, attempt, agent_id,
+		agent_name, state, exit_code, error_code, error, assigned, started,
+		ended, cpu_seconds, max_rss_bytes) VALUES %s
+		ON CONFLICT (job_id, attempt) DO UPDATE SET
+		agent_id = excluded.agent_id, agent_name = excluded.agent_name,
+		state = excluded.state, exit_code = excluded.exit_code,
+		error_code = excluded.error_code, error = excluded.error,
+		assigned = excluded.assigned, started = excluded.started,
+		ended = excluded.ended, cpu_seconds = excluded.cpu_seconds,
+		max_rss_bytes = excluded.max_rss_bytes`
+	attemptRow = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+// multi is a statement prepared twice: for chunk rows and for one row.
+type multi struct{ many, one *sql.Stmt }
+
+// writeStmts are prepared once on the writer's single connection and
+// reused by every transaction.
+type writeStmts struct {
+	nextID, insertTask, insertToken  *sql.Stmt
+	insertJobs, updateJobs, attempts multi
+}
+
+// rows returns n copies of row, comma-separated.
+func rows(row string, n int) string {
+	return strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+}
+
+// prep is a statement to prepare into dst.
+type prep struct {
+	dst   **sql.Stmt
+	query string
+}
+
+func (s *writeStmts) prepare(ctx context.Context, w *sql.DB) error {
+	qs := []prep{
+		{&s.nextID, "UPDATE seq SET last = last + ? WHERE id = 1 RETURNING last"},
+		{&s.insertTask, insertTaskSQL},
+		{&s.insertToken, "INSERT INTO tokens (hash, name, role, created) VALUES (?,?,?,?)"},
+	}
+	for _, m := range []struct {
+		dst      *multi
+		sql, row string
+	}{
+		{&s.insertJobs, insertJobSQL, jobRow},
+		{&s.updateJobs, updateJobSQL, updateRow},
+		{&s.attempts, upsertAttemptSQL, attemptRow},
+	} {
+		qs = append(qs, prep{&m.dst.many, fmt.Sprintf(m.sql, rows(m.row, chunk))},
+			prep{&m.dst.one, fmt.Sprintf(m.sql, m.row)})
+	}
+	for _, q := range qs {
+		st, err := w.PrepareContext(ctx, q.query)
+		if err != nil {
+			s.close()
+			return fmt.Errorf("prepare: %w", err)
+		}
+		*q.dst = st
+	}
+	return nil
+}
+
+func (s *writeStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.nextID, s.insertTask, s.insertToken,
+		s.insertJobs.many, s.insertJobs.one, s.updateJobs.many, s.updateJobs.one,
+		s.attempts.many, s.attempts.one} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// exec runs m in tx over n rows: chunk rows per statement, then the rest
+// one at a time. add appends the arguments of row i. It returns the number
+// of rows the statements affected.
+func (m multi) exec(ctx context.Context, tx *sql.Tx, n int, add func(args []any, i int) []any) (int64, error) {
+	many, one := tx.StmtContext(ctx, m.many), tx.StmtContext(ctx, m.one)
+	args := make([]any, 0, 16*chunk)
+	var affected int64
+	for i := 0; i < n; {
+		k, st := chunk, many
+		if n-i < chunk {
+			k, st = 1, one
+		}
+		args = args[:0]
+		for end := i + k; i < end; i++ {
+			args = add(args, i)
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return affected, err
+		}
+		got, err := res.RowsAffected()
+		if err != nil {
+			return affected, err
+		}
+		affected += got
+	}
+	return affected, nil
+}
+
+// CreateTask stores t and its jobs in one transaction. The task takes the
+// next ID of the shared sequence and its jobs the len(jobs) IDs after it.
+func (db *DB) CreateTask(ctx context.Context, t *store.Task, jobs []store.Job) error {
+	tx, err := db.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: create task: %w", err)
+	}
+	defer tx.Rollback()
+	var last int64
+	if err := tx.StmtContext(ctx, db.stmts.nextID).QueryRowContext(ctx, 1+len(jobs)).Scan(&last); err != nil {
+		return fmt.Errorf("sqlite: create task: next id: %w", err)
+	}
+	id := last - int64(len(jobs))
+	if _, err := tx.StmtContext(ctx, db.stmts.insertTask).ExecContext(ctx, id, t.Owner, t.Name,
+		t.Queue, t.Priority, t.Jobs, t.MaxAttempts, t.Spec, unixNano(t.Created)); err != nil {
+		return fmt.Errorf("sqlite: create task: %w", err)
+	}
+	_, err = db.stmts.insertJobs.exec(ctx, tx, len(jobs), func(args []any, i int) []any {
+		j := &jobs[i]
+		return append(args, id+1+int64(i), id, j.Index, string(j.State), j.Attempt,
+			j.MaxAttempts, j.AgentID, j.AgentName, nullInt(j.ExitCode), j.ErrorCode,
+			j.Error, unixNano(j.Created), unixNano(j.Updated), unixNano(j.Started), unixNano(j.Ended))
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: create task: insert jobs: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: create task: commit: %w", err)
+	}
+	// Fill in IDs only once they are durable, so a failed call leaves the
+	// caller's values untouched.
+	t.ID = id
+	for i := range jobs {
+		jobs[i].ID, jobs[i].TaskID = id+1+int64(i), id
+	}
+	return nil
+}
+
+// CreateToken stores t. A token whose hash is already stored is an error.
+func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
+	if _, err := db.stmts.insertToken.ExecContext(ctx, t.Hash, t.Name, string(t.Role), unixNano(t.Created)); err != nil {
+		return fmt.Errorf("sqlite: create token %q: %w", t.Name, err)
+	}
+	return nil
+}

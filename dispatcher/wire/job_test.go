@@ -1,0 +1,67 @@
+package wire_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+// Job-stream messages: JobOpen, JobState, Sample, Log, Report, Ack.
+
+func sampleJobOpen() *wire.JobOpen { return &wire.JobOpen{JobID: 123456789, Attempt: 3} }
+func sampleJobState() *wire.JobState {
+	return &wire.JobState{Phase: wire.PhaseRunning, UnixNano: 1_764_000_000_000_000_005}
+}
+func sampleSample() *wire.Sample {
+	return &wire.Sample{UnixNano: 1_764_000_001_000_000_000, CPUPercent: 799.5, RSSBytes: 3 << 30}
+}
+func sampleLog() *wire.Log {
+	return &wire.Log{Stream: wire.Stderr, Data: []byte("line 1\n\x00\xff binary\n")}
+}
+func sampleReport() *wire.Report {
+	return &wire.Report{
+		ExitCode: 137, ErrorCode: 2002, Error: "killed by signal 9",
+		StartUnixNano: 1_764_000_000_000_000_000, EndUnixNano: 1_764_000_360_000_000_000,
+		CPUSeconds: 2879.25, MaxRSSBytes: 7 << 30,
+	}
+}
+func sampleAck() *wire.Ack { return &wire.Ack{Code: 3003, Message: "stale attempt"} }
+
+func TestJobOpen(t *testing.T)  { roundTrip(t, wire.TypeJobOpen, sampleJobOpen()) }
+func TestJobState(t *testing.T) { roundTrip(t, wire.TypeJobState, sampleJobState()) }
+func TestSample(t *testing.T)   { roundTrip(t, wire.TypeSample, sampleSample()) }
+func TestReport(t *testing.T)   { roundTrip(t, wire.TypeReport, sampleReport()) }
+func TestAck(t *testing.T)      { roundTrip(t, wire.TypeAck, sampleAck()) }
+
+func TestLog(t *testing.T) {
+	roundTrip(t, wire.TypeLog, sampleLog())
+	big := &wire.Log{Stream: wire.Stdout, Data: bytes.Repeat([]byte("0123456789abcdef"), 40<<10)} // 640 KiB
+	roundTrip(t, wire.TypeLog, big)
+}
+
+// TestLogDataOutlivesNextRead checks that a decoded Log's Data does not
+// alias the Reader's frame buffer, which is reused for the next frame.
+func TestLogDataOutlivesNextRead(t *testing.T) {
+	var stream bytes.Buffer
+	w := wire.NewWriter(&stream)
+	for _, s := range []string{"first chunk", "SECOND CHUNK", "third"} {
+		if err := w.Write(&wire.Log{Stream: wire.Stdout, Data: []byte(s)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := wire.NewReader(&stream, 0)
+	var got []*wire.Log
+	for i := 0; i < 3; i++ {
+		m, err := r.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, m.(*wire.Log))
+	}
+	for i, want := range []string{"first chunk", "SECOND CHUNK", "third"} {
+		if string(got[i].Data) != want {
+			t.Errorf("Log %d Data = %q after later reads, want %q", i, got[i].Data, want)
+		}
+	}
+}

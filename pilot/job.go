@@ -1,0 +1,264 @@
+package pilot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pando-wms/pando/containers"
+	"github.com/pando-wms/pando/dispatcher/errcode"
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+// killGrace is how long a payload has between SIGTERM and SIGKILL.
+const killGrace = 10 * time.Second
+
+// job is one attempt the pilot runs or still has to report.
+type job struct {
+	a   *wire.Assign
+	dir string
+
+	mu       sync.Mutex
+	ctr      containers.Container
+	killCode errcode.Code
+	killText string
+	dropped  bool
+	out      *stream // current job stream, if any
+}
+
+// kill stops the payload and records why (the first reason wins).
+func (j *job) kill(code errcode.Code, text string) {
+	j.mu.Lock()
+	if j.killCode == 0 {
+		j.killCode, j.killText = code, text
+	}
+	c := j.ctr
+	j.mu.Unlock()
+	if c == nil {
+		return // not started yet: start checks killCode
+	}
+	ctx := context.Background()
+	_ = c.Kill(ctx, syscall.SIGTERM)
+	time.AfterFunc(killGrace, func() { _ = c.Kill(ctx, syscall.SIGKILL) })
+}
+
+// running lists the attempts to announce in Hello after a reconnect.
+func (p *Pilot) running() []wire.RunningJob {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]wire.RunningJob, 0, len(p.jobs))
+	for _, j := range p.jobs {
+		out = append(out, wire.RunningJob{JobID: j.a.JobID, Attempt: j.a.Attempt})
+	}
+	return out
+}
+
+// start takes an assignment and runs it in its own goroutine.
+func (p *Pilot) start(ctx context.Context, a *wire.Assign) {
+	p.mu.Lock()
+	if old, ok := p.jobs[a.JobID]; ok {
+		p.mu.Unlock()
+		if old.a.Attempt != a.Attempt {
+			p.log.Warn("assignment for a job already here", "job", a.JobID, "attempt", a.Attempt, "have", old.a.Attempt)
+		}
+		return
+	}
+	j := &job{a: a, dir: filepath.Join(p.cfg.WorkDir, fmt.Sprintf("job-%d.%d", a.JobID, a.Attempt))}
+	p.jobs[a.JobID] = j
+	p.usedCPU += a.Resources.Cores
+	p.usedMem += a.Resources.MemoryBytes
+	p.jobsWG.Add(1)
+	p.mu.Unlock()
+	go func() {
+		defer p.jobsWG.Done()
+		p.runJob(ctx, j)
+	}()
+}
+
+func (p *Pilot) runJob(ctx context.Context, j *job) {
+	log := p.log.With("job", j.a.JobID, "attempt", j.a.Attempt)
+	log.Debug("job starting", "command", j.a.Command)
+	rep := p.execute(ctx, j)
+	p.release(j.a.Resources.Cores, j.a.Resources.MemoryBytes)
+	log.Info("job ended", "exit", rep.ExitCode, "error_code", rep.ErrorCode, "error", rep.Error)
+	p.deliver(ctx, j, rep)
+	p.mu.Lock()
+	delete(p.jobs, j.a.JobID)
+	p.mu.Unlock()
+	if !p.cfg.KeepWorkDirs {
+		if err := os.RemoveAll(j.dir); err != nil {
+			log.Warn("remove work directory", "err", err)
+		}
+	}
+	p.wake()
+}
+
+func (p *Pilot) env(j *job) map[string]string {
+	a := j.a
+	env := make(map[string]string, len(a.Env)+6)
+	for k, v := range a.Env {
+		env[k] = v
+	}
+	env["PANDO_TASK_ID"] = strconv.FormatInt(a.TaskID, 10)
+	env["PANDO_JOB_ID"] = strconv.FormatInt(a.JobID, 10)
+	env["PANDO_JOB_INDEX"] = strconv.Itoa(a.Index)
+	env["PANDO_ATTEMPT"] = strconv.Itoa(a.Attempt)
+	env["PANDO_WORKDIR"] = j.dir
+	env["PANDO_CORES"] = strconv.Itoa(a.Resources.Cores)
+	return env
+}
+
+// execute runs the payload to its end and returns the report to deliver.
+func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
+	rep := &wire.Report{StartUnixNano: time.Now().UnixNano()}
+	defer func() { rep.EndUnixNano = time.Now().UnixNano() }()
+	failWith := func(code errcode.Code, err error) *wire.Report {
+		rep.ExitCode, rep.ErrorCode, rep.Error = -1, int(code), err.Error()
+		return rep
+	}
+	if err := os.MkdirAll(j.dir, 0o700); err != nil {
+		return failWith(errcode.PilotWorkdir, err)
+	}
+	p.emit(ctx, j, &wire.JobState{Phase: wire.PhaseRunning, UnixNano: rep.StartUnixNano})
+	spec := containers.Spec{
+		Name:    fmt.Sprintf("pando-%d-%d-%s", j.a.JobID, j.a.Attempt, p.id[:8]),
+		Image:   j.a.Image,
+		Command: j.a.Command,
+		Env:     p.env(j),
+		WorkDir: j.dir,
+		Limits:  containers.Limits{Cores: j.a.Resources.Cores, MemoryBytes: j.a.Resources.MemoryBytes},
+		Stdout:  &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stdout},
+		Stderr:  &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stderr},
+	}
+	c, err := p.cfg.Runtime.Create(ctx, spec)
+	if err != nil {
+		if errors.Is(err, containers.ErrUnsupported) {
+			return failWith(errcode.PilotNoRuntime, err)
+		}
+		return failWith(errcode.PilotStartFailed, err)
+	}
+	defer c.Remove(context.Background())
+	j.mu.Lock()
+	if j.killCode != 0 {
+		j.mu.Unlock()
+		return failWith(j.killCode, errors.New(j.killText))
+	}
+	err = c.Start(ctx)
+	if err == nil {
+		j.ctr = c
+	}
+	j.mu.Unlock()
+	if err != nil {
+		if errors.Is(err, containers.ErrNotFound) {
+			return failWith(errcode.PayloadNotFound, err)
+		}
+		return failWith(errcode.PilotStartFailed, err)
+	}
+	return p.supervise(ctx, j, c, rep)
+}
+
+// supervise waits for the payload, sampling it and enforcing its walltime.
+func (p *Pilot) supervise(ctx context.Context, j *job, c containers.Container, rep *wire.Report) *wire.Report {
+	wall := time.Duration(j.a.Resources.WalltimeSecs) * time.Second
+	if wall > 0 {
+		t := time.AfterFunc(wall, func() {
+			j.kill(errcode.PayloadWalltime, fmt.Sprintf("walltime of %s exceeded", wall))
+		})
+		defer t.Stop()
+	}
+	sctx, stopSampling := context.WithCancel(ctx)
+	var sampled sync.WaitGroup
+	var maxRSS int64
+	sampled.Add(1)
+	go func() {
+		defer sampled.Done()
+		maxRSS = p.sample(sctx, j, c)
+	}()
+	exit, err := c.Wait(context.Background())
+	stats, _ := c.Stats(context.Background())
+	stopSampling()
+	sampled.Wait()
+	rep.ExitCode = exit.Code
+	rep.CPUSeconds = stats.CPUSeconds
+	rep.MaxRSSBytes = max(maxRSS, stats.RSSBytes)
+	j.mu.Lock()
+	code, text := j.killCode, j.killText
+	j.mu.Unlock()
+	switch {
+	case err != nil:
+		rep.ErrorCode, rep.Error = int(errcode.PilotLostReport), err.Error()
+	case code != 0:
+		rep.ErrorCode, rep.Error = int(code), text
+	case exit.Signal != "":
+		rep.ErrorCode, rep.Error = int(errcode.PayloadSignal), "killed by "+exit.Signal
+	case exit.Code != 0:
+		rep.ErrorCode, rep.Error = int(errcode.PayloadExit), fmt.Sprintf("exit status %d", exit.Code)
+	}
+	return rep
+}
+
+// sample reports the payload's usage periodically; it returns the peak RSS.
+func (p *Pilot) sample(ctx context.Context, j *job, c containers.Container) int64 {
+	t := time.NewTicker(p.cfg.SampleEvery)
+	defer t.Stop()
+	var peak int64
+	for {
+		select {
+		case <-ctx.Done():
+			return peak
+		case <-t.C:
+			st, err := c.Stats(ctx)
+			if err != nil {
+				continue
+			}
+			peak = max(peak, st.RSSBytes)
+			p.emit(ctx, j, &wire.Sample{UnixNano: time.Now().UnixNano(), CPUPercent: st.CPUPercent, RSSBytes: st.RSSBytes})
+		}
+	}
+}
+
+// kill stops a job the dispatcher cancelled.
+func (p *Pilot) kill(jobID int64, attempt int, reason string) {
+	p.mu.Lock()
+	j, ok := p.jobs[jobID]
+	p.mu.Unlock()
+	if !ok || j.a.Attempt != attempt {
+		return
+	}
+	p.log.Info("killing job on request", "job", jobID, "reason", reason)
+	j.kill(errcode.DispatcherKilled, reason)
+}
+
+// drop stops a job the dispatcher no longer wants and discards its report.
+func (p *Pilot) drop(jobID int64, attempt int) {
+	p.mu.Lock()
+	j, ok := p.jobs[jobID]
+	p.mu.Unlock()
+	if !ok || j.a.Attempt != attempt {
+		return
+	}
+	j.mu.Lock()
+	j.dropped = true
+	j.mu.Unlock()
+	j.kill(errcode.DispatcherStale, "dropped by the dispatcher")
+}
+
+// stopJobs kills every job, e.g. when the pilot is stopped.
+func (p *Pilot) stopJobs(reason string) {
+	p.setDraining(reason)
+	p.mu.Lock()
+	jobs := make([]*job, 0, len(p.jobs))
+	for _, j := range p.jobs {
+		jobs = append(jobs, j)
+	}
+	p.mu.Unlock()
+	for _, j := range jobs {
+		j.kill(errcode.PilotShutdown, reason)
+	}
+}
