@@ -62,15 +62,14 @@ func (p *Pilot) running() []wire.RunningJob {
 // start takes an assignment and runs it in its own goroutine.
 func (p *Pilot) start(ctx context.Context, a *wire.Assign) {
 	p.mu.Lock()
-	if old, ok := p.jobs[a.JobID]; ok {
+	key := wire.RunningJob{JobID: a.JobID, Attempt: a.Attempt}
+	if _, ok := p.jobs[key]; ok {
 		p.mu.Unlock()
-		if old.a.Attempt != a.Attempt {
-			p.log.Warn("assignment for a job already here", "job", a.JobID, "attempt", a.Attempt, "have", old.a.Attempt)
-		}
+		p.log.Warn("duplicate assignment ignored", "job", a.JobID, "attempt", a.Attempt)
 		return
 	}
 	j := &job{a: a, dir: filepath.Join(p.cfg.WorkDir, fmt.Sprintf("job-%d.%d", a.JobID, a.Attempt))}
-	p.jobs[a.JobID] = j
+	p.jobs[key] = j
 	p.usedCPU += a.Resources.Cores
 	p.usedMem += a.Resources.MemoryBytes
 	p.jobsWG.Add(1)
@@ -89,7 +88,7 @@ func (p *Pilot) runJob(ctx context.Context, j *job) {
 	log.Info("job ended", "exit", rep.ExitCode, "error_code", rep.ErrorCode, "error", rep.Error)
 	p.deliver(ctx, j, rep)
 	p.mu.Lock()
-	delete(p.jobs, j.a.JobID)
+	delete(p.jobs, wire.RunningJob{JobID: j.a.JobID, Attempt: j.a.Attempt})
 	p.mu.Unlock()
 	if !p.cfg.KeepWorkDirs {
 		if err := os.RemoveAll(j.dir); err != nil {
@@ -226,9 +225,9 @@ func (p *Pilot) sample(ctx context.Context, j *job, c containers.Container) int6
 // kill stops a job the dispatcher cancelled.
 func (p *Pilot) kill(jobID int64, attempt int, reason string) {
 	p.mu.Lock()
-	j, ok := p.jobs[jobID]
+	j, ok := p.jobs[wire.RunningJob{JobID: jobID, Attempt: attempt}]
 	p.mu.Unlock()
-	if !ok || j.a.Attempt != attempt {
+	if !ok {
 		return
 	}
 	p.log.Info("killing job on request", "job", jobID, "reason", reason)
@@ -238,9 +237,9 @@ func (p *Pilot) kill(jobID int64, attempt int, reason string) {
 // drop stops a job the dispatcher no longer wants and discards its report.
 func (p *Pilot) drop(jobID int64, attempt int) {
 	p.mu.Lock()
-	j, ok := p.jobs[jobID]
+	j, ok := p.jobs[wire.RunningJob{JobID: jobID, Attempt: attempt}]
 	p.mu.Unlock()
-	if !ok || j.a.Attempt != attempt {
+	if !ok {
 		return
 	}
 	j.mu.Lock()

@@ -53,7 +53,7 @@ type Pilot struct {
 
 	creditMu sync.Mutex // orders credit grants; see attach
 	mu       sync.Mutex
-	jobs     map[int64]*job
+	jobs     map[wire.RunningJob]*job // by job and attempt: a retry may arrive while the last attempt's report is in flight
 	sess     *session // nil while disconnected
 	sessCh   chan struct{}
 	draining bool
@@ -96,7 +96,7 @@ func New(cfg Config) (*Pilot, error) {
 	if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pilot: work directory: %w", err)
 	}
-	p := &Pilot{cfg: cfg, id: id, jobs: make(map[int64]*job), sessCh: make(chan struct{}),
+	p := &Pilot{cfg: cfg, id: id, jobs: make(map[wire.RunningJob]*job), sessCh: make(chan struct{}),
 		done: make(chan struct{}, 1), log: cfg.Logger.With("component", "pilot", "name", cfg.Name)}
 	if cfg.Walltime > 0 {
 		p.deadline = time.Now().Add(cfg.Walltime)

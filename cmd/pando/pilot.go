@@ -39,6 +39,11 @@ func newPilotCmd() *cobra.Command {
 			if cfg.TLS, err = pki.ClientTLS(caFile, pin, wire.ALPN, ""); err != nil {
 				return err
 			}
+			if cfg.WorkDir != "" {
+				if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {
+					return fmt.Errorf("--workdir: %w", err)
+				}
+			}
 			res, err := probe.Probe(cmd.Context(), probe.Options{DiskDir: cfg.WorkDir, Logger: log})
 			if err != nil {
 				return fmt.Errorf("probe: %w", err)

@@ -100,7 +100,10 @@ func (u *userCLI) waitFor(ctx context.Context, c *client.Client, id int64, show 
 			return p, err
 		case failing.IsZero():
 			failing = time.Now()
-			fmt.Fprintf(errw, "\n%v; retrying\n", err)
+			if show != nil {
+				fmt.Fprintln(errw) // off the progress line
+			}
+			fmt.Fprintf(errw, "%v; retrying\n", err)
 		case time.Since(failing) > u.retryFor:
 			return p, err
 		}

@@ -72,16 +72,16 @@ func (b *Broker) Connect(h *wire.Hello, s Session) (drop []wire.RunningJob, err 
 	a.session, a.since, a.lostAt = s, b.cfg.Now(), time.Time{}
 	a.slots, a.cores, a.gpus, a.memory, a.deadline = 0, 0, 0, 0, h.Deadline
 
-	has := make(map[int64]int, len(h.Running))
+	has := make(map[wire.RunningJob]bool, len(h.Running))
 	for _, r := range h.Running {
-		has[r.JobID] = r.Attempt
+		has[r] = true
 		if j, ok := b.jobs[r.JobID]; !ok || j.agent != a || j.attempt != r.Attempt {
 			drop = append(drop, r) // ended, killed or reassigned meanwhile
 		}
 	}
 	now := b.cfg.Now()
 	for id, j := range a.jobs {
-		if at, ok := has[id]; !ok || at != j.attempt {
+		if !has[wire.RunningJob{JobID: id, Attempt: j.attempt}] {
 			b.detach(j)
 			b.fail(j, errcode.DispatcherAgentGone, "the agent reconnected without this job", now)
 		}

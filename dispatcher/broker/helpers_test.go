@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -131,7 +132,7 @@ func newHarness(t *testing.T, cfg broker.Config) *harness {
 	t.Helper()
 	clk := &fakeClock{now: t0}
 	cfg.Now = clk.Now
-	return &harness{t: t, b: broker.New(cfg, nil), clk: clk,
+	return &harness{t: t, b: broker.New(cfg, slog.New(slog.DiscardHandler)), clk: clk,
 		tasks: make(map[int64]store.Task), specs: make(map[int64]*task.Spec)}
 }
 
@@ -396,3 +397,17 @@ func equalIDs(a, b []int64) bool {
 }
 
 var errCommit = errors.New("disk on fire")
+
+// addTaskFrom submits n ready jobs of an existing task made by newTask.
+func (h *harness) addTaskFrom(t store.Task, spec *task.Spec, n int) (store.Task, []int64) {
+	jobs := make([]store.Job, n)
+	ids := make([]int64, n)
+	for i := range jobs {
+		h.nextJob++
+		jobs[i] = store.Job{ID: h.nextJob, TaskID: t.ID, Index: i, State: store.Ready,
+			MaxAttempts: t.MaxAttempts, Created: t.Created, Updated: t.Created}
+		ids[i] = h.nextJob
+	}
+	h.b.AddTask(t, spec, jobs)
+	return t, ids
+}

@@ -308,8 +308,11 @@ func (b *Broker) backoff(attempt int) time.Duration {
 
 // finish puts j in a final state and drops it from memory.
 func (b *Broker) finish(j *jobState, s store.State, code errcode.Code, text string, now time.Time) {
+	// Only an assigned or running job has an open attempt to close; a ready
+	// job's j.cur is its previous, ended attempt (or zero after Revive).
+	open := j.state == stateAssigned || j.state == stateRunning
 	j.state, j.ended, j.errCode, j.errText = s, now, int(code), text
-	if j.attempt > 0 && j.cur.Ended.IsZero() {
+	if open && j.attempt > 0 && j.cur.Ended.IsZero() {
 		j.cur.State, j.cur.Ended, j.cur.ErrorCode, j.cur.Error = s, now, int(code), text
 		j.attemptDirty = true
 	}

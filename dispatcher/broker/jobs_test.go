@@ -426,3 +426,31 @@ func TestKillJobUnknown(t *testing.T) {
 		t.Fatalf("KillTask of an unknown task = %d", n)
 	}
 }
+
+// Several jobs backing off are released each at its own time.
+func TestBackoffReleaseOrder(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.RetryBackoff = 10 * time.Second
+	h := newHarness(t, cfg)
+	_, ids := h.addTask(taskOpts{jobs: 3, maxAttempts: 5})
+	a := h.connect("a1", "")
+	a.want(3)
+	h.commit()
+	as := a.assigns()
+	a.mustReport(as[2], &wire.Report{ExitCode: 1}) // ready at +10s
+	h.clk.Advance(4 * time.Second)
+	a.mustReport(as[0], &wire.Report{ExitCode: 1}) // ready at +14s
+	h.clk.Advance(4 * time.Second)
+	a.mustReport(as[1], &wire.Report{ExitCode: 1}) // ready at +18s
+	a.want(3)
+	var order []int64
+	for range 20 {
+		h.clk.Advance(time.Second)
+		h.b.Tick()
+		h.commit()
+		order = append(order, jobIDs(a.assigns())...)
+	}
+	if want := []int64{ids[2], ids[0], ids[1]}; !equalIDs(order, want) {
+		t.Fatalf("released %v, want %v", order, want)
+	}
+}
