@@ -36,6 +36,7 @@ type run struct {
 	allDone chan struct{}
 	once    sync.Once
 	errs    atomic.Int64
+	refused atomic.Int64 // dials that had to be retried
 }
 
 // dialAgents connects n agents through one UDP socket, at most 256
@@ -56,8 +57,18 @@ func dialAgents(ctx context.Context, addr string, tlsConf *tls.Config, n int, r 
 	g.SetLimit(256)
 	for i := range agents {
 		g.Go(func() error {
-			a, err := dialAgent(gctx, tr, raddr, tlsConf, fmt.Sprintf("bench-%05d", i), r)
-			agents[i] = a
+			// A loaded server refuses handshakes its accept queue has no
+			// room for; real pilots back off and retry, and so do these.
+			var err error
+			for try := range 6 {
+				if try > 0 {
+					time.Sleep(time.Duration(50<<try) * time.Millisecond)
+				}
+				if agents[i], err = dialAgent(gctx, tr, raddr, tlsConf, fmt.Sprintf("bench-%05d", i), r); err == nil {
+					return nil
+				}
+				r.refused.Add(1)
+			}
 			return err
 		})
 	}

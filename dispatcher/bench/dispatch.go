@@ -41,6 +41,7 @@ type DispatchResult struct {
 	P999ms     float64 `json:"p999_ms"`
 	ConnectSec float64 `json:"connect_seconds"`
 	Errors     int64   `json:"errors"`
+	Redials    int64   `json:"redials"`
 }
 
 // Dispatch runs the dispatch benchmark.
@@ -99,7 +100,7 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 	q := r.lat.quantiles(0.5, 0.99, 0.999)
 	return &DispatchResult{Agents: cfg.Agents, Jobs: cfg.Jobs, Seconds: el.Seconds(),
 		JobsPerSec: float64(cfg.Jobs) / el.Seconds(), P50ms: q[0], P99ms: q[1], P999ms: q[2],
-		ConnectSec: connect.Seconds(), Errors: r.errs.Load()}, nil
+		ConnectSec: connect.Seconds(), Errors: r.errs.Load(), Redials: r.refused.Load()}, nil
 }
 
 // submitAll submits the jobs as tasks, keeping the backlog of unfinished

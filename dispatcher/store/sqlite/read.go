@@ -21,8 +21,8 @@ const (
 		max_rss_bytes FROM attempts`
 )
 
-// liveStates is the SQL list of non-final states. Naming them (rather than
-// NOT IN the final ones) lets SQLite use the jobs_state index.
+// liveStates is the SQL list of non-final states; queries that name it
+// exactly so can use the partial index jobs_live (see schema.go).
 var liveStates = func() string {
 	var q []string
 	for _, s := range store.States {

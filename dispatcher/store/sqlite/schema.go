@@ -50,8 +50,12 @@ var migrations = []string{
 		started      INTEGER NOT NULL,
 		ended        INTEGER NOT NULL
 	);
-	CREATE INDEX jobs_task_state ON jobs (task_id, state);
-	CREATE INDEX jobs_state ON jobs (state);
+	-- Indexes whose keys a state change does not touch: a job's moves
+	-- between live states rewrite no index entry, which halves the cost of
+	-- a group commit. The partial index finds live jobs after a restart;
+	-- its WHERE must stay the same text as liveStates in read.go.
+	CREATE INDEX jobs_task ON jobs (task_id);
+	CREATE INDEX jobs_live ON jobs (id) WHERE state IN ('pending','ready','assigned','running');
 
 	-- WITHOUT ROWID: the primary key is the only lookup, and this saves
 	-- a second b-tree per row.
