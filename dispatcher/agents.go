@@ -12,7 +12,6 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/pando-wms/pando/dispatcher/auth"
-	"github.com/pando-wms/pando/dispatcher/broker"
 	"github.com/pando-wms/pando/dispatcher/errcode"
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/wire"
@@ -270,12 +269,8 @@ func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Strea
 func (s *Server) report(ctx context.Context, agentID string, open *wire.JobOpen, rep *wire.Report) *wire.Ack {
 	done := make(chan error, 1)
 	err := s.broker.Report(agentID, open.JobID, open.Attempt, rep, func(err error) { done <- err })
-	if err != nil {
-		code := errcode.DispatcherStale
-		if errors.Is(err, broker.ErrUnknownJob) {
-			code = errcode.DispatcherStale
-		}
-		return &wire.Ack{Code: int(code), Message: err.Error()}
+	if err != nil { // stale attempt or a job no longer live: the agent drops it
+		return &wire.Ack{Code: int(errcode.DispatcherStale), Message: err.Error()}
 	}
 	select {
 	case err = <-done:

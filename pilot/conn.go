@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -81,9 +82,11 @@ func (p *Pilot) session(ctx context.Context) error {
 		return err
 	}
 	defer p.detach(s)
+	var hbDone sync.WaitGroup
+	defer hbDone.Wait()
 	hctx, stopHB := context.WithCancel(ctx)
 	defer stopHB()
-	go p.heartbeat(hctx, s, hb)
+	hbDone.Go(func() { p.heartbeat(hctx, s, hb) })
 	return p.readControl(ctx, s, r)
 }
 
