@@ -28,16 +28,16 @@ import (
 
 // Config configures a dispatcher. Zero durations take the defaults.
 type Config struct {
-	DataDir    string
-	AgentAddr  string // UDP HOST:PORT for QUIC agents
-	HTTPAddr   string // TCP HOST:PORT for the API
-	Hosts      []string
-	Heartbeat  time.Duration // agents' heartbeat period (10s)
+	DataDir      string
+	AgentAddr    string // UDP HOST:PORT for QUIC agents
+	HTTPAddr     string // TCP HOST:PORT for the API
+	Hosts        []string
+	Heartbeat    time.Duration // agents' heartbeat period (10s)
 	AgentTimeout time.Duration // silence before an agent is disconnected (30s)
-	Grace      time.Duration // after disconnect, before its jobs are retried (30s)
+	Grace        time.Duration // after disconnect, before its jobs are retried (30s)
 	RetryBackoff time.Duration // first retry delay (1s); negative: none
-	MaxFrame   int
-	Logger     *slog.Logger
+	MaxFrame     int
+	Logger       *slog.Logger
 }
 
 func (c *Config) defaults() {

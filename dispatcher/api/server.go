@@ -187,6 +187,9 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p auth.Prin
 		return errorf(http.StatusBadRequest, "token name is required")
 	}
 	secret, err := s.auth.Create(r.Context(), role, req.Name)
+	if errors.Is(err, auth.ErrBadRequest) {
+		return errorf(http.StatusBadRequest, "%v", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -36,8 +36,10 @@ func (s *Server) ownedJob(ctx context.Context, p auth.Principal, id int64) (stor
 	if err != nil {
 		return store.Job{}, err
 	}
-	if _, err := s.ownedTask(ctx, p, j.TaskID); err != nil {
+	if _, err := s.ownedTask(ctx, p, j.TaskID); errors.Is(err, store.ErrNotFound) {
 		return store.Job{}, fmt.Errorf("job %d: %w", id, store.ErrNotFound)
+	} else if err != nil {
+		return store.Job{}, err
 	}
 	if live, ok := s.backend.LiveJob(id); ok {
 		return live, nil

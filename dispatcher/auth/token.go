@@ -165,7 +165,7 @@ func (a *Authenticator) Create(ctx context.Context, role store.Role, name string
 		return "", ErrReadOnly
 	}
 	if !validRole(role) {
-		return "", fmt.Errorf("auth: unknown role %q", role)
+		return "", fmt.Errorf("%w: unknown role %q", ErrBadRequest, role)
 	}
 	if err := checkName(name); err != nil {
 		return "", err
@@ -181,13 +181,17 @@ func (a *Authenticator) Create(ctx context.Context, role store.Role, name string
 	return secret, nil
 }
 
+// ErrBadRequest marks a Create refused for its arguments (role or name),
+// not for a store failure.
+var ErrBadRequest = errors.New("auth: bad token request")
+
 func checkName(name string) error {
 	if name == "" || len(name) > 128 {
-		return fmt.Errorf("auth: token name must be 1 to 128 bytes, got %d", len(name))
+		return fmt.Errorf("%w: token name must be 1 to 128 bytes, got %d", ErrBadRequest, len(name))
 	}
 	for _, r := range name {
 		if !unicode.IsPrint(r) || r == unicode.ReplacementChar {
-			return fmt.Errorf("auth: token name %q has a non-printable character", name)
+			return fmt.Errorf("%w: token name %q has a non-printable character", ErrBadRequest, name)
 		}
 	}
 	return nil

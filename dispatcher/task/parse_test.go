@@ -70,7 +70,9 @@ func TestParseAccepts(t *testing.T) {
 		{"json", `{"command": ["a"], "jobs": 3, "resources": {"memory": 1073741824}}`,
 			func(s *Spec) bool { return s.Jobs == 3 && s.Resources.MemoryBytes == 1<<30 }},
 		{"null means default", "command: [a]\njobs:\nname: ~\nresources:\n",
-			func(s *Spec) bool { return s.Jobs == DefaultJobs && s.Name == DefaultName && s.Resources.Cores == DefaultCores }},
+			func(s *Spec) bool {
+				return s.Jobs == DefaultJobs && s.Name == DefaultName && s.Resources.Cores == DefaultCores
+			}},
 		{"empty name means default", "command: [a]\nname: \"\"",
 			func(s *Spec) bool { return s.Name == DefaultName }},
 		{"gpus", "command: [a]\nresources: {gpus: 2, gpu_model: 'A100|H100', gpu_memory: 40GiB, accelerator: nvidia}",
