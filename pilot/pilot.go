@@ -54,7 +54,7 @@ type Pilot struct {
 	creditMu sync.Mutex // orders credit grants; see attach
 	mu       sync.Mutex
 	jobs     map[wire.RunningJob]*job // by job and attempt: a retry may arrive while the last attempt's report is in flight
-	sess     *session // nil while disconnected
+	sess     *session                 // nil while disconnected
 	sessCh   chan struct{}
 	draining bool
 	usedCPU  int
