@@ -205,10 +205,10 @@ func (s *Server) acceptJobStreams(ctx context.Context, ss *session) {
 			return
 		}
 		s.agentsWG.Add(1)
-		go func() {
+		s.streams.Go(func() {
 			defer s.agentsWG.Done()
 			s.serveJobStream(ctx, ss, st)
-		}()
+		})
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/pando-wms/pando/dispatcher/store"
 	"github.com/pando-wms/pando/dispatcher/store/sqlite"
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/dispatcher/workers"
 )
 
 // Config configures a dispatcher. Zero durations take the defaults.
@@ -82,6 +83,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	ctx      context.Context
 
+	streams   *workers.Pool // runs job streams
 	closeOnce sync.Once
 	sessMu    sync.Mutex
 	sessions  map[*session]struct{}
@@ -158,6 +160,7 @@ func (s *Server) AdminTokenFile() string { return filepath.Join(s.cfg.DataDir, "
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	s.ctx, s.cancel = ctx, cancel
+	s.streams = workers.New(ctx, 10*time.Second)
 	s.wg.Add(4)
 	go func() { defer s.wg.Done(); s.commitLoop(ctx) }()
 	go func() { defer s.wg.Done(); s.tickLoop(ctx) }()

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -13,16 +14,17 @@ import (
 )
 
 // authorizeAction checks that p may kill or retry id (a task or a job).
+// Another user's task or job is reported as not found, like a missing one.
 func (s *Server) authorizeAction(ctx context.Context, p auth.Principal, id int64) error {
-	if p.Can(auth.KillAny) {
-		return nil
-	}
-	if !p.Can(auth.KillOwn) {
+	if !p.Can(auth.KillAny) && !p.Can(auth.KillOwn) {
 		return errorf(http.StatusForbidden, "role %s may not kill or retry work", p.Role)
 	}
 	_, err := s.ownedTask(ctx, p, id)
 	if errors.Is(err, store.ErrNotFound) {
 		_, err = s.ownedJob(ctx, p, id)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return &httpError{http.StatusNotFound, fmt.Sprintf("no task or job %d", id), store.ErrNotFound}
 	}
 	return err
 }

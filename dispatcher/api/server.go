@@ -89,16 +89,18 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 	})
 }
 
-// httpError is an error with its status.
+// httpError is an error with its status (and, for errors.Is, its kind).
 type httpError struct {
 	status int
 	msg    string
+	kind   error
 }
 
 func (e *httpError) Error() string { return e.msg }
+func (e *httpError) Unwrap() error { return e.kind }
 
 func errorf(status int, format string, args ...any) error {
-	return &httpError{status, fmt.Sprintf(format, args...)}
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {

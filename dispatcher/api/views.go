@@ -21,23 +21,23 @@ func (s *Server) ownedTask(ctx context.Context, p auth.Principal, id int64) (*st
 		return nil, err
 	}
 	t, err := s.store.Task(ctx, id)
-	if err != nil {
-		return nil, err
+	if errors.Is(err, store.ErrNotFound) || (err == nil && t.Owner != p.Name && !p.Can(auth.ReadAll)) {
+		return nil, &httpError{http.StatusNotFound, fmt.Sprintf("task %d not found", id), store.ErrNotFound}
 	}
-	if t.Owner != p.Name && !p.Can(auth.ReadAll) {
-		return nil, fmt.Errorf("task %d: %w", id, store.ErrNotFound)
-	}
-	return t, nil
+	return t, err
 }
 
 // ownedJob loads a job (fresh from the broker when live) the principal may see.
 func (s *Server) ownedJob(ctx context.Context, p auth.Principal, id int64) (store.Job, error) {
+	notFound := &httpError{http.StatusNotFound, fmt.Sprintf("job %d not found", id), store.ErrNotFound}
 	j, err := s.store.Job(ctx, id)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Job{}, notFound
+	} else if err != nil {
 		return store.Job{}, err
 	}
 	if _, err := s.ownedTask(ctx, p, j.TaskID); errors.Is(err, store.ErrNotFound) {
-		return store.Job{}, fmt.Errorf("job %d: %w", id, store.ErrNotFound)
+		return store.Job{}, notFound
 	} else if err != nil {
 		return store.Job{}, err
 	}
@@ -202,6 +202,12 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p auth.Principal
 	}
 	for _, a := range attempts {
 		v.Attempts = append(v.Attempts, attemptView(a))
+	}
+	// The current attempt's record is only written when it ends.
+	if n := len(attempts); j.Attempt > 0 && (n == 0 || attempts[n-1].Attempt < j.Attempt) {
+		v.Attempts = append(v.Attempts, Attempt{Attempt: j.Attempt, State: string(j.State), Agent: j.AgentName,
+			ExitCode: j.ExitCode, ErrorCode: j.ErrorCode, ErrorName: errName(j.ErrorCode), Error: j.Error,
+			Assigned: j.Updated, Started: timePtr(j.Started), Ended: timePtr(j.Ended)})
 	}
 	return writeJSON(w, http.StatusOK, v)
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/dispatcher/workers"
 )
 
 // simAgent is one simulated agent connection.
@@ -37,6 +38,7 @@ type run struct {
 	once    sync.Once
 	errs    atomic.Int64
 	refused atomic.Int64 // dials that had to be retried
+	pool    *workers.Pool
 }
 
 // dialAgents connects n agents through one UDP socket, at most 256
@@ -129,7 +131,7 @@ func (a *simAgent) serve(rd *wire.Reader) {
 		}
 		if as, ok := m.(*wire.Assign); ok {
 			a.run.lat.add(time.Since(time.Unix(0, as.SubmitUnixNano)))
-			go a.complete(as.JobID, as.Attempt)
+			a.run.pool.Go(func() { a.complete(as.JobID, as.Attempt) })
 		}
 	}
 }

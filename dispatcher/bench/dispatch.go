@@ -14,6 +14,7 @@ import (
 	"github.com/pando-wms/pando/dispatcher/api/client"
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/dispatcher/workers"
 )
 
 // DispatchConfig configures `pando bench dispatch`.
@@ -69,7 +70,10 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 	if err != nil {
 		return nil, err
 	}
-	r := &run{token: cfg.Token, slots: cfg.Slots, target: int64(cfg.Jobs), lat: &latencies{}, allDone: make(chan struct{})}
+	pctx, stopPool := context.WithCancel(ctx)
+	defer stopPool()
+	r := &run{token: cfg.Token, slots: cfg.Slots, target: int64(cfg.Jobs), lat: &latencies{}, allDone: make(chan struct{}),
+		pool: workers.New(pctx, time.Second)}
 	t0 := time.Now()
 	agents, tr, err := dialAgents(ctx, cfg.Dispatcher, cfg.TLS, cfg.Agents, r)
 	if err != nil {

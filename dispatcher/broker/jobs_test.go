@@ -28,8 +28,8 @@ func TestPhaseRunningThenFinished(t *testing.T) {
 		t.Fatalf("after Phase: %+v, want running started %v", j, started)
 	}
 	batch := h.commit()
-	if at := batchAttempt(t, batch, ids[0], 1); at.State != store.Running || !at.Started.Equal(started) {
-		t.Fatalf("attempt record after Phase = %+v", at)
+	if bj := batchJob(t, batch, ids[0]); bj.State != store.Running || !bj.Started.Equal(started) {
+		t.Fatalf("job record after Phase = %+v", bj)
 	}
 	// A second phase changes nothing durable.
 	h.clk.Advance(time.Second)
