@@ -24,7 +24,7 @@ func (s *Server) authorizeAction(ctx context.Context, p auth.Principal, id int64
 		_, err = s.ownedJob(ctx, p, id)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return &httpError{http.StatusNotFound, fmt.Sprintf("no task or job %d", id), store.ErrNotFound}
+		return &httpError{http.StatusNotFound, fmt.Sprintf("task or job %d not found", id), store.ErrNotFound}
 	}
 	return err
 }
