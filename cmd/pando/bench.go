@@ -15,7 +15,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load-test a dispatcher"}
-	cmd.AddCommand(newBenchDispatchCmd())
+	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd())
 	return cmd
 }
 
@@ -78,5 +78,33 @@ temporary directory is used, with durable state as in production.`,
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	cmd.Flags().StringVar(&cfg.Server, "api", "", "with --dispatcher: its API URL (default $PANDO_SERVER)")
+	return cmd
+}
+
+func newBenchE2ECmd() *cobra.Command {
+	var cfg bench.E2EConfig
+	var output string
+	cmd := &cobra.Command{
+		Use:   "e2e",
+		Short: "Real /bin/true payloads through a dispatcher and pilots, against a plain start loop",
+		Args:  cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			res, err := bench.E2E(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d jobs on %d pilots: %.0f jobs/s (%.2fs); plain loop starting /bin/true: %.0f/s; ratio %.2f\n",
+				res.Jobs, res.Pilots, res.JobsPerSec, res.Seconds, res.LimitPerSec, res.Ratio)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Jobs, "jobs", 2000, "jobs to run")
+	f.IntVar(&cfg.Pilots, "pilots", 2, "pilots")
+	f.IntVar(&cfg.Slots, "slots", 8, "concurrent jobs per pilot")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }
