@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -27,17 +28,37 @@ func (s *Server) listenAgents() error {
 	if err != nil {
 		return fmt.Errorf("dispatcher: tls: %w", err)
 	}
-	ln, err := quic.ListenAddr(s.cfg.AgentAddr, tlsConf, &quic.Config{
+	addr, err := net.ResolveUDPAddr("udp", s.cfg.AgentAddr)
+	if err != nil {
+		return fmt.Errorf("dispatcher: agent address %q: %w", s.cfg.AgentAddr, err)
+	}
+	udp, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		return fmt.Errorf("dispatcher: agent listener on %s: %w", s.cfg.AgentAddr, err)
+	}
+	// Our own transport, so that shutdown closes every connection, even
+	// those still in their handshake, and frees the port at once.
+	s.transport = &quic.Transport{Conn: udp}
+	ln, err := s.transport.Listen(tlsConf, &quic.Config{
 		HandshakeIdleTimeout:  helloTimeout,
 		MaxIdleTimeout:        s.cfg.AgentTimeout + s.cfg.Heartbeat,
 		MaxIncomingStreams:    10000, // one stream per running job
 		MaxIncomingUniStreams: -1,
 	})
 	if err != nil {
+		s.closeTransport()
 		return fmt.Errorf("dispatcher: agent listener on %s: %w", s.cfg.AgentAddr, err)
 	}
 	s.quic = ln
 	return nil
+}
+
+// closeTransport closes every agent connection and the UDP socket.
+func (s *Server) closeTransport() {
+	if s.transport != nil {
+		_ = s.transport.Close()
+		_ = s.transport.Conn.Close()
+	}
 }
 
 func (s *Server) acceptAgents(ctx context.Context) {
@@ -150,8 +171,11 @@ func (s *Server) readHello(ctx context.Context, r *wire.Reader) (*wire.Hello, in
 		return nil, wire.CloseBadVersion, fmt.Sprintf("protocol version %d not supported: this dispatcher speaks version %d", h.Version, wire.Version)
 	}
 	p, err := s.auth.Authenticate(ctx, h.Token)
-	if err != nil {
+	switch {
+	case errors.Is(err, auth.ErrBadToken) || errors.Is(err, auth.ErrNoToken):
 		return nil, wire.CloseUnauthorized, fmt.Sprintf("unauthorized: invalid token (%v)", err)
+	case err != nil: // a store failure must not turn pilots away for good
+		return nil, wire.CloseShutdown, fmt.Sprintf("cannot check the token now (%v); retry later", err)
 	}
 	if !p.Can(auth.ConnectAgent) {
 		return nil, wire.CloseUnauthorized, fmt.Sprintf("unauthorized: token of %q (role %s) may not connect agents", p.Name, p.Role)

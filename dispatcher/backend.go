@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/pando-wms/pando/dispatcher/broker"
@@ -20,19 +21,74 @@ func (s *Server) Submit(ctx context.Context, owner string, spec *task.Spec) (int
 	if err != nil {
 		return 0, fmt.Errorf("encode spec: %w", err)
 	}
+	id, err := s.ids.take(ctx, int64(spec.Jobs)+1)
+	if err != nil {
+		return 0, fmt.Errorf("reserve ids: %w", err)
+	}
 	now := time.Now()
-	t := &store.Task{Owner: owner, Name: spec.Name, Queue: spec.Queue, Priority: spec.Priority,
+	t := store.Task{ID: id, Owner: owner, Name: spec.Name, Queue: spec.Queue, Priority: spec.Priority,
 		Jobs: spec.Jobs, MaxAttempts: spec.MaxAttempts, Spec: raw, Created: now}
 	jobs := make([]store.Job, spec.Jobs)
 	for i := range jobs {
-		jobs[i] = store.Job{Index: i, State: store.Ready, MaxAttempts: spec.MaxAttempts, Created: now, Updated: now}
+		jobs[i] = store.Job{ID: id + 1 + int64(i), TaskID: id, Index: i, State: store.Ready,
+			MaxAttempts: spec.MaxAttempts, Created: now, Updated: now}
 	}
-	if err := s.store.CreateTask(ctx, t, jobs); err != nil {
+	// The task is inserted by the next group commit, together with the
+	// first assignments of its jobs; the caller hears back once durable.
+	done := make(chan error, 1)
+	s.broker.Submit(t, spec, jobs, func(err error) { done <- err })
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("task %d accepted but not yet durable: %w", id, ctx.Err())
+	}
+	if err != nil {
 		return 0, fmt.Errorf("store task: %w", err)
 	}
-	s.broker.AddTask(*t, spec, jobs)
-	s.log.Debug("task submitted", "task", t.ID, "owner", owner, "jobs", len(jobs))
-	return t.ID, nil
+	s.log.Debug("task submitted", "task", id, "owner", owner, "jobs", len(jobs))
+	return id, nil
+}
+
+// idBlock is how many IDs the dispatcher reserves from the store at once:
+// one durable write per block instead of one per task.
+const idBlock = 1 << 12
+
+// idAllocator hands out IDs from blocks reserved in the store. IDs left in
+// a block when the dispatcher stops are never used.
+type idAllocator struct {
+	mu        sync.Mutex
+	st        store.Store
+	next, end int64
+}
+
+// take returns the first of n consecutive IDs.
+func (a *idAllocator) take(ctx context.Context, n int64) (int64, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.end-a.next < n {
+		size := max(n, idBlock)
+		first, err := a.st.ReserveIDs(ctx, size)
+		if err != nil {
+			return 0, err
+		}
+		a.next, a.end = first, first+size
+	}
+	id := a.next
+	a.next += n
+	return id, nil
+}
+
+// sync waits until the changes made so far are durable, so that a caller
+// reading right after an action sees it.
+func (s *Server) sync(ctx context.Context) error {
+	done := make(chan error, 1)
+	s.broker.Sync(func(err error) { done <- err })
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Kill cancels a task's live jobs or one job. It reports whether id named
@@ -40,7 +96,8 @@ func (s *Server) Submit(ctx context.Context, owner string, spec *task.Spec) (int
 func (s *Server) Kill(ctx context.Context, id int64, by string) (string, int, error) {
 	reason := "killed by " + by
 	if _, err := s.store.Task(ctx, id); err == nil {
-		return "task", s.broker.KillTask(id, reason), nil
+		n := s.broker.KillTask(id, reason)
+		return "task", n, s.sync(ctx)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return "", 0, err
 	}
@@ -51,7 +108,7 @@ func (s *Server) Kill(ctx context.Context, id int64, by string) (string, int, er
 	if s.broker.KillJob(id, reason) {
 		n = 1
 	}
-	return "job", n, nil
+	return "job", n, s.sync(ctx)
 }
 
 // Retry makes failed and cancelled jobs of a task (or one job) ready again.
@@ -85,7 +142,8 @@ func (s *Server) Retry(ctx context.Context, id int64) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	return kind, s.broker.Revive(*t, spec, jobs), nil
+	n := s.broker.Revive(*t, spec, jobs)
+	return kind, n, s.sync(ctx)
 }
 
 // LiveJob is the broker's fresh view of a live job.

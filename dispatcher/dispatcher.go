@@ -74,14 +74,16 @@ type Server struct {
 	auth   *auth.Authenticator
 	pki    *pki.Files
 	logs   *logDir
+	ids    *idAllocator
 
-	quic     *quic.Listener
-	http     *http.Server
-	httpLn   net.Listener
-	agentsWG sync.WaitGroup
-	wg       sync.WaitGroup
-	cancel   context.CancelFunc
-	ctx      context.Context
+	quic      *quic.Listener
+	transport *quic.Transport
+	http      *http.Server
+	httpLn    net.Listener
+	agentsWG  sync.WaitGroup
+	wg        sync.WaitGroup
+	cancel    context.CancelFunc
+	ctx       context.Context
 
 	streams   *workers.Pool // runs job streams
 	closeOnce sync.Once
@@ -108,6 +110,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger.With("component", "dispatcher"), store: st, pki: files,
 		auth:     auth.NewAuthenticator(st, time.Minute),
 		logs:     &logDir{dir: filepath.Join(cfg.DataDir, "logs")},
+		ids:      &idAllocator{st: st},
 		sessions: make(map[*session]struct{}),
 	}
 	s.broker = broker.New(broker.Config{
@@ -136,6 +139,7 @@ func (s *Server) start(ctx context.Context) error {
 	ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
 	if err != nil {
 		s.quic.Close()
+		s.closeTransport()
 		return fmt.Errorf("dispatcher: http listener: %w", err)
 	}
 	s.httpLn = ln
@@ -204,6 +208,7 @@ func (s *Server) shutdown() {
 			ss.Close(wire.CloseShutdown, "dispatcher shutting down")
 		}
 		s.sessMu.Unlock()
+		s.closeTransport()
 		s.agentsWG.Wait()
 		s.wg.Wait()
 		s.flush()
@@ -221,6 +226,7 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.quic.Close()
+	s.closeTransport()
 	s.httpLn.Close()
 	return s.store.Close()
 }

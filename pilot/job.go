@@ -48,6 +48,13 @@ func (j *job) kill(code errcode.Code, text string) {
 	time.AfterFunc(killGrace, func() { _ = c.Kill(ctx, syscall.SIGKILL) })
 }
 
+// killed returns why the job was killed, if it was.
+func (j *job) killed() (errcode.Code, string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.killCode, j.killText
+}
+
 // running lists the attempts to announce in Hello after a reconnect.
 func (p *Pilot) running() []wire.RunningJob {
 	p.mu.Lock()
@@ -136,6 +143,9 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 		Stderr:  &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stderr},
 	}
 	c, err := p.cfg.Runtime.Create(ctx, spec)
+	if code, text := j.killed(); code != 0 && err != nil {
+		return failWith(code, errors.New(text)) // the kill explains the failure
+	}
 	if err != nil {
 		if errors.Is(err, containers.ErrUnsupported) {
 			return failWith(errcode.PilotNoRuntime, err)
@@ -153,6 +163,9 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 		j.ctr = c
 	}
 	j.mu.Unlock()
+	if code, text := j.killed(); code != 0 && err != nil {
+		return failWith(code, errors.New(text))
+	}
 	if err != nil {
 		if errors.Is(err, containers.ErrNotFound) {
 			return failWith(errcode.PayloadNotFound, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load-test a dispatcher"}
-	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd())
+	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd(), newBenchLatencyCmd())
 	return cmd
 }
 
@@ -43,17 +44,11 @@ temporary directory is used, with durable state as in production.`,
 					return err
 				}
 			}
-			if cpuProfile != "" {
-				f, err := os.Create(cpuProfile)
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				if err := pprof.StartCPUProfile(f); err != nil {
-					return err
-				}
-				defer pprof.StopCPUProfile()
+			stop, err := profile(cpuProfile)
+			if err != nil {
+				return err
 			}
+			defer stop()
 			res, err := bench.Dispatch(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -105,6 +100,67 @@ func newBenchE2ECmd() *cobra.Command {
 	f.IntVar(&cfg.Jobs, "jobs", 2000, "jobs to run")
 	f.IntVar(&cfg.Pilots, "pilots", 2, "pilots")
 	f.IntVar(&cfg.Slots, "slots", 8, "concurrent jobs per pilot")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+// profile starts a CPU profile into file (if any); stop ends it.
+func profile(file string) (stop func(), err error) {
+	if file == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func newBenchLatencyCmd() *cobra.Command {
+	var cfg bench.LatencyConfig
+	var output, cpuProfile string
+	cmd := &cobra.Command{
+		Use:   "latency",
+		Short: "Submit-to-assign latency under open-loop Poisson submissions, and the rate where p99 passes --target",
+		Long: `Simulated agents (one slot each) connect over QUIC to an in-process dispatcher;
+one-job tasks are submitted through the HTTP API at Poisson arrivals of --rate per
+second for --duration, without waiting for earlier submissions. With --max-rate the
+rate then doubles until p99 passes --target: that rate is knee_rate.`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			stop, err := profile(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			res, err := bench.Latency(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			}
+			out := cmd.OutOrStdout()
+			for _, s := range res.Steps {
+				fmt.Fprintf(out, "rate %6.0f/s: %6d jobs, submit->assign p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms\n", s.Rate, s.Jobs, s.P50ms, s.P99ms, s.P999ms)
+			}
+			if res.KneeRate > 0 {
+				fmt.Fprintf(out, "p99 first passed %s at %.0f/s\n", cfg.Target, res.KneeRate)
+			}
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Agents, "agents", 10000, "simulated agents (one QUIC connection each)")
+	f.Float64Var(&cfg.Rate, "rate", 1000, "offered jobs per second")
+	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "time per offered rate")
+	f.Float64Var(&cfg.MaxRate, "max-rate", 0, "search the knee by doubling the rate up to this (0: no search)")
+	f.DurationVar(&cfg.Target, "target", 5*time.Millisecond, "p99 target for the knee")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }

@@ -79,8 +79,13 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 			return
 		}
 		p, err := s.auth.Authenticate(r.Context(), strings.TrimSpace(secret))
-		if err != nil {
+		switch {
+		case errors.Is(err, auth.ErrBadToken) || errors.Is(err, auth.ErrNoToken):
 			writeError(w, http.StatusUnauthorized, "invalid token")
+			return
+		case err != nil: // the store failed: not the caller's fault
+			s.log.Error("check token", "err", err)
+			writeError(w, http.StatusServiceUnavailable, "cannot check the token now; retry later")
 			return
 		}
 		if err := h(w, r, p); err != nil {

@@ -33,6 +33,7 @@ type run struct {
 	slots   int
 	done    atomic.Int64
 	target  int64
+	latMu   sync.Mutex
 	lat     *latencies
 	allDone chan struct{}
 	once    sync.Once
@@ -116,6 +117,13 @@ func dialAgent(ctx context.Context, tr *quic.Transport, addr net.Addr, tlsConf *
 	return a, nil
 }
 
+// latencies is the current step's collector (the latency bench swaps it).
+func (r *run) latencies() *latencies {
+	r.latMu.Lock()
+	defer r.latMu.Unlock()
+	return r.lat
+}
+
 // start grants the agent its slots.
 func (a *simAgent) start() error {
 	s := a.run.slots
@@ -130,7 +138,7 @@ func (a *simAgent) serve(rd *wire.Reader) {
 			return
 		}
 		if as, ok := m.(*wire.Assign); ok {
-			a.run.lat.add(time.Since(time.Unix(0, as.SubmitUnixNano)))
+			a.run.latencies().add(time.Since(time.Unix(0, as.SubmitUnixNano)))
 			a.run.pool.Go(func() { a.complete(as.JobID, as.Attempt) })
 		}
 	}

@@ -8,7 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pando-wms/pando/dispatcher"
 	"github.com/pando-wms/pando/dispatcher/api/client"
@@ -107,27 +110,38 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 		ConnectSec: connect.Seconds(), Errors: r.errs.Load(), Redials: r.refused.Load()}, nil
 }
 
-// submitAll submits the jobs as tasks, keeping the backlog of unfinished
-// jobs at about twice the agents' slots, so that latency measures the
-// dispatcher rather than a queue the benchmark itself piled up.
+// submitAll submits the jobs as tasks from a few concurrent submitters (a
+// submission returns once durable), keeping the backlog of unfinished jobs
+// at about twice the agents' slots, so that latency measures the dispatcher
+// rather than a queue the benchmark itself piled up.
 func submitAll(ctx context.Context, api *client.Client, r *run, cfg DispatchConfig) error {
+	const submitters = 4
 	backlog := int64(2 * cfg.Agents * cfg.Slots)
-	for sent := 0; sent < cfg.Jobs; {
-		for int64(sent)-r.done.Load() > backlog {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Millisecond):
+	var sent atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for range submitters {
+		g.Go(func() error {
+			for {
+				for sent.Load()-r.done.Load() > backlog {
+					select {
+					case <-gctx.Done():
+						return gctx.Err()
+					case <-time.After(time.Millisecond):
+					}
+				}
+				end := sent.Add(int64(cfg.TaskSize))
+				n := int(min(int64(cfg.TaskSize), int64(cfg.Jobs)-(end-int64(cfg.TaskSize))))
+				if n <= 0 {
+					return nil
+				}
+				spec := fmt.Sprintf("name: bench\ncommand: [\"/bin/true\"]\njobs: %d\nresources: {cores: 1, memory: 64MiB, walltime: 10m}\n", n)
+				if _, err := api.Submit(gctx, []byte(spec)); err != nil {
+					return fmt.Errorf("bench: submit: %w", err)
+				}
 			}
-		}
-		n := min(cfg.TaskSize, cfg.Jobs-sent)
-		spec := fmt.Sprintf("name: bench\ncommand: [\"/bin/true\"]\njobs: %d\nresources: {cores: 1, memory: 64MiB, walltime: 10m}\n", n)
-		if _, err := api.Submit(ctx, []byte(spec)); err != nil {
-			return fmt.Errorf("bench: submit: %w", err)
-		}
-		sent += n
+		})
 	}
-	return nil
+	return g.Wait()
 }
 
 // startLocal runs a dispatcher in-process on a temporary directory.

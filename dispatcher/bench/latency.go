@@ -33,3 +33,9 @@ func (l *latencies) quantiles(qs ...float64) []float64 {
 	}
 	return out
 }
+
+func (l *latencies) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.d)
+}

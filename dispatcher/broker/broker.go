@@ -66,6 +66,7 @@ type Broker struct {
 	cands   []*taskState // scratch for matching
 
 	// pending group commit
+	newTasks []store.NewTask
 	dirty    map[int64]*jobState
 	attempts []store.Attempt
 	after    []func(error)
@@ -105,10 +106,11 @@ func (b *Broker) Pending() <-chan struct{} { return b.signal }
 func (b *Broker) TakeBatch() (*store.Batch, []func(error)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.dirty) == 0 && len(b.attempts) == 0 && len(b.after) == 0 {
+	if len(b.newTasks) == 0 && len(b.dirty) == 0 && len(b.attempts) == 0 && len(b.after) == 0 {
 		return nil, nil
 	}
-	batch := &store.Batch{Jobs: make([]store.Job, 0, len(b.dirty)), Attempts: b.attempts}
+	batch := &store.Batch{Tasks: b.newTasks, Jobs: make([]store.Job, 0, len(b.dirty)), Attempts: b.attempts}
+	b.newTasks = nil
 	for _, j := range b.dirty {
 		batch.Jobs = append(batch.Jobs, j.record())
 		if j.attemptDirty {
@@ -135,6 +137,14 @@ func (b *Broker) touch(j *jobState) {
 	j.updated = b.cfg.Now()
 	b.dirty[j.id] = j
 	b.notify()
+}
+
+// Sync calls done once every change recorded so far is durable (or with
+// the commit's error), so that an API call can answer after its change.
+func (b *Broker) Sync(done func(error)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.afterCommit(done)
 }
 
 // afterCommit runs f once everything recorded so far is durable.

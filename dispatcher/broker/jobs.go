@@ -112,11 +112,26 @@ func (b *Broker) adopt(ts *taskState, r store.Job) *jobState {
 	return j
 }
 
-// AddTask takes a newly stored task's jobs (all ready) into the index and
-// offers them to waiting agents.
+// Submit takes a new task whose IDs the caller reserved: it is inserted by
+// the next group commit, and done is called once it is durable. Its jobs
+// are matched at once; their assignments ride in the same commit.
+func (b *Broker) Submit(t store.Task, spec *task.Spec, jobs []store.Job, done func(error)) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.newTasks = append(b.newTasks, store.NewTask{Task: t, Jobs: jobs})
+	b.afterCommit(done)
+	b.addTask(t, spec, jobs)
+}
+
+// AddTask takes an already stored task's jobs (all ready) into the index
+// and offers them to waiting agents.
 func (b *Broker) AddTask(t store.Task, spec *task.Spec, jobs []store.Job) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.addTask(t, spec, jobs)
+}
+
+func (b *Broker) addTask(t store.Task, spec *task.Spec, jobs []store.Job) {
 	ts := b.taskFor(t, spec)
 	for _, r := range jobs {
 		j := b.adopt(ts, r)

@@ -85,12 +85,21 @@ type Attempt struct {
 	MaxRSSBytes int64
 }
 
-// Batch is one group commit: the new values of the mutable fields of each
-// job (ID, TaskID, Index and Created are never changed), and attempt records
-// to insert or replace (keyed by JobID and Attempt).
+// Batch is one group commit: new tasks with their jobs, then the new
+// values of the mutable fields of each job (ID, TaskID, Index and Created
+// are never changed), and attempt records to insert or replace (keyed by
+// JobID and Attempt). A job may be inserted and updated in one batch.
 type Batch struct {
+	Tasks    []NewTask
 	Jobs     []Job
 	Attempts []Attempt
+}
+
+// NewTask is a task to insert with its jobs, their IDs already taken from
+// ReserveIDs: the task's ID, then its jobs' in order.
+type NewTask struct {
+	Task Task
+	Jobs []Job
 }
 
 // TaskFilter selects tasks. Zero fields do not filter.
@@ -134,6 +143,10 @@ type Store interface {
 	// CreateTask stores a task and its jobs in one transaction, filling in
 	// t.ID and each job's ID and TaskID from the shared ID sequence.
 	CreateTask(ctx context.Context, t *Task, jobs []Job) error
+	// ReserveIDs takes n consecutive IDs from the shared sequence for the
+	// caller to assign (Batch.Tasks) and returns the first. IDs reserved and
+	// never used leave a gap between tasks, never inside one.
+	ReserveIDs(ctx context.Context, n int64) (int64, error)
 	// Apply writes one group commit atomically.
 	Apply(ctx context.Context, b *Batch) error
 

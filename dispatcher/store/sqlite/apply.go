@@ -12,7 +12,7 @@ import (
 // whole batch with store.ErrNotFound: the caller's memory and the store
 // disagree, and writing part of a group commit would hide that.
 func (db *DB) Apply(ctx context.Context, b *store.Batch) error {
-	if len(b.Jobs) == 0 && len(b.Attempts) == 0 {
+	if len(b.Tasks) == 0 && len(b.Jobs) == 0 && len(b.Attempts) == 0 {
 		return nil
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -20,6 +20,9 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) error {
 		return fmt.Errorf("sqlite: apply batch: %w", err)
 	}
 	defer tx.Rollback()
+	if err := db.insertTasks(ctx, tx, b.Tasks); err != nil {
+		return fmt.Errorf("sqlite: apply batch: %w", err)
+	}
 	if err := db.updateJobs(ctx, tx, lastPerID(b.Jobs)); err != nil {
 		return fmt.Errorf("sqlite: apply batch: %w", err)
 	}

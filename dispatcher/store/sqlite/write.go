@@ -173,6 +173,44 @@ func (db *DB) CreateTask(ctx context.Context, t *store.Task, jobs []store.Job) e
 	return nil
 }
 
+// ReserveIDs takes n IDs from the shared sequence and returns the first.
+func (db *DB) ReserveIDs(ctx context.Context, n int64) (int64, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("sqlite: reserve ids: n = %d", n)
+	}
+	var last int64
+	if err := db.stmts.nextID.QueryRowContext(ctx, n).Scan(&last); err != nil {
+		return 0, fmt.Errorf("sqlite: reserve ids: %w", err)
+	}
+	return last - n + 1, nil
+}
+
+// insertTasks inserts new tasks and their jobs, IDs given by the caller.
+func (db *DB) insertTasks(ctx context.Context, tx *sql.Tx, tasks []store.NewTask) error {
+	ins := tx.StmtContext(ctx, db.stmts.insertTask)
+	for i := range tasks {
+		t, jobs := &tasks[i].Task, tasks[i].Jobs
+		if _, err := ins.ExecContext(ctx, t.ID, t.Owner, t.Name, t.Queue, t.Priority, t.Jobs,
+			t.MaxAttempts, t.Spec, unixNano(t.Created)); err != nil {
+			return fmt.Errorf("insert task %d: %w", t.ID, err)
+		}
+		if err := db.insertJobs(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("insert jobs of task %d: %w", t.ID, err)
+		}
+	}
+	return nil
+}
+
+func (db *DB) insertJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) error {
+	_, err := db.stmts.insertJobs.exec(ctx, tx, len(jobs), func(args []any, i int) []any {
+		j := &jobs[i]
+		return append(args, j.ID, j.TaskID, j.Index, string(j.State), j.Attempt,
+			j.MaxAttempts, j.AgentID, j.AgentName, nullInt(j.ExitCode), j.ErrorCode,
+			j.Error, unixNano(j.Created), unixNano(j.Updated), unixNano(j.Started), unixNano(j.Ended))
+	})
+	return err
+}
+
 // CreateToken stores t. A token whose hash is already stored is an error.
 func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
 	if _, err := db.stmts.insertToken.ExecContext(ctx, t.Hash, t.Name, string(t.Role), unixNano(t.Created)); err != nil {

@@ -27,6 +27,7 @@ func Run(t *testing.T, open Opener) {
 		{"IDSequence", testIDSequence},
 		{"RoundTrip", testRoundTrip},
 		{"NotFound", testNotFound},
+		{"ApplyNewTasks", testApplyNewTasks},
 		{"ApplyMutableOnly", testApplyMutableOnly},
 		{"ApplyLastWins", testApplyLastWins},
 		{"ApplyAtomic", testApplyAtomic},

@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/api/client"
+	"github.com/pando-wms/pando/dispatcher/workers"
+)
+
+// LatencyConfig configures `pando bench latency`.
+type LatencyConfig struct {
+	Agents   int
+	Rate     float64       // offered submissions per second (one job each)
+	Duration time.Duration // per measured rate
+	// MaxRate bounds the knee search: the rate doubles from Rate until p99
+	// passes Target or the rate passes MaxRate (0: no search).
+	MaxRate float64
+	Target  time.Duration
+	DispatchConfig
+}
+
+// LatencyStep is one offered rate's result.
+type LatencyStep struct {
+	Rate   float64 `json:"rate"`
+	Jobs   int     `json:"jobs"`
+	P50ms  float64 `json:"p50_ms"`
+	P99ms  float64 `json:"p99_ms"`
+	P999ms float64 `json:"p999_ms"`
+}
+
+// LatencyResult holds the latency at --rate and the knee; JSON keys are a
+// contract.
+type LatencyResult struct {
+	Agents int     `json:"agents"`
+	Rate   float64 `json:"rate"`
+	P50ms  float64 `json:"p50_ms"`
+	P99ms  float64 `json:"p99_ms"`
+	P999ms float64 `json:"p999_ms"`
+	// KneeRate is the first offered rate whose p99 passed the target (0: none
+	// up to MaxRate).
+	KneeRate float64       `json:"knee_rate"`
+	Steps    []LatencyStep `json:"steps"`
+}
+
+// Latency offers jobs at a Poisson rate (open loop: arrivals do not wait
+// for the system) and measures submit to Assign at the agent.
+func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
+	if cfg.Agents <= 0 || cfg.Rate <= 0 {
+		return nil, fmt.Errorf("bench: --agents and --rate must be positive")
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	if cfg.Target <= 0 {
+		cfg.Target = 5 * time.Millisecond
+	}
+	cfg.Slots = 1
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Dispatcher == "" {
+		stop, err := startLocal(ctx, &cfg.DispatchConfig)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+	}
+	api, err := client.New(cfg.Server, cfg.Token, nil)
+	if err != nil {
+		return nil, err
+	}
+	pctx, stopPool := context.WithCancel(ctx)
+	defer stopPool()
+	r := &run{token: cfg.Token, slots: cfg.Slots, target: -1, lat: &latencies{}, allDone: make(chan struct{}),
+		pool: workers.New(pctx, time.Second)}
+	agents, tr, err := dialAgents(ctx, cfg.Dispatcher, cfg.TLS, cfg.Agents, r)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	defer func() {
+		for _, a := range agents {
+			a.conn.CloseWithError(0, "bench done")
+		}
+	}()
+	for _, a := range agents {
+		if err := a.start(); err != nil {
+			return nil, err
+		}
+	}
+	res := &LatencyResult{Agents: cfg.Agents, Rate: cfg.Rate}
+	for rate := cfg.Rate; ; rate *= 2 {
+		st, err := offer(ctx, api, r, rate, cfg.Duration)
+		if err != nil {
+			return nil, err
+		}
+		res.Steps = append(res.Steps, st)
+		if rate == cfg.Rate {
+			res.P50ms, res.P99ms, res.P999ms = st.P50ms, st.P99ms, st.P999ms
+		}
+		if st.P99ms > float64(cfg.Target)/float64(time.Millisecond) {
+			res.KneeRate = rate
+			break
+		}
+		if cfg.MaxRate <= 0 || rate*2 > cfg.MaxRate {
+			break
+		}
+	}
+	return res, nil
+}
+
+// offer submits one-job tasks at Poisson arrivals for d, then waits for
+// the last assignment and returns the latency quantiles of that step.
+func offer(ctx context.Context, api *client.Client, r *run, rate float64, d time.Duration) (LatencyStep, error) {
+	lat := &latencies{}
+	r.latMu.Lock()
+	r.lat = lat
+	r.latMu.Unlock()
+	const spec = "name: latency\ncommand: [\"/bin/true\"]\nresources: {cores: 1, memory: 64MiB, walltime: 1m}\n"
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	sent := 0
+	next := time.Now()
+	end := next.Add(d)
+	for next.Before(end) {
+		if wait := time.Until(next); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return LatencyStep{}, ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		wg.Add(1)
+		sent++
+		go func() { // open loop: never wait for the previous submission
+			defer wg.Done()
+			if _, err := api.Submit(ctx, []byte(spec)); err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+		}()
+		next = next.Add(time.Duration(rand.ExpFloat64() / rate * float64(time.Second)))
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return LatencyStep{}, fmt.Errorf("bench: submit: %w", firstErr)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for lat.count() < sent && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	q := lat.quantiles(0.5, 0.99, 0.999)
+	return LatencyStep{Rate: rate, Jobs: sent, P50ms: q[0], P99ms: q[1], P999ms: q[2]}, nil
+}
