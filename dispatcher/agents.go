@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -67,36 +65,20 @@ func (s *Server) acceptAgents(ctx context.Context) {
 		if err != nil {
 			return // listener closed or ctx done
 		}
-		s.agentsWG.Add(1)
+		s.sessMu.Lock()
+		if s.closing {
+			s.sessMu.Unlock()
+			_ = conn.CloseWithError(quic.ApplicationErrorCode(wire.CloseShutdown), "dispatcher shutting down")
+			return
+		}
+		s.agentsWG.Add(1) // under sessMu: shutdown waits only after closing is set
+		s.sessMu.Unlock()
 		go func() {
 			defer s.agentsWG.Done()
 			s.serveAgent(ctx, conn)
 		}()
 	}
 }
-
-// session is one agent connection; it implements broker.Session.
-type session struct {
-	conn     *quic.Conn
-	ctrl     *quic.Stream
-	w        *wire.Writer
-	hello    *wire.Hello
-	lastSeen atomic.Int64
-	log      *slog.Logger
-}
-
-func (ss *session) Send(msgs []wire.Message) error {
-	ss.ctrl.SetWriteDeadline(time.Now().Add(writeTimeout))
-	return ss.w.WriteBatch(msgs)
-}
-
-func (ss *session) Close(code int, reason string) {
-	_ = ss.conn.CloseWithError(quic.ApplicationErrorCode(code), reason)
-}
-
-func (ss *session) LastSeen() time.Time { return time.Unix(0, ss.lastSeen.Load()) }
-
-func (ss *session) seen() { ss.lastSeen.Store(time.Now().UnixNano()) }
 
 // refuse tells the agent why it is turned away, then closes.
 func refuse(conn *quic.Conn, w *wire.Writer, code int, msg string) {
@@ -118,32 +100,29 @@ func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
 	w := wire.NewWriter(ctrl)
 	r := wire.NewReader(ctrl, s.cfg.MaxFrame)
 	ctrl.SetReadDeadline(time.Now().Add(helloTimeout))
-	hello, code, why := s.readHello(ctx, r)
+	hello, owner, code, why := s.readHello(ctx, r)
 	if code != 0 {
 		log.Warn("agent refused", "reason", why)
 		refuse(conn, w, code, why)
 		return
 	}
 	ctrl.SetReadDeadline(time.Time{})
-	ss := &session{conn: conn, ctrl: ctrl, w: w, hello: hello,
-		log: log.With("agent", hello.Name, "id", hello.AgentID)}
+	ss := &session{conn: conn, ctrl: ctrl, w: w, hello: hello, pool: s.streams, flushing: &s.flushWG,
+		held: true, log: log.With("agent", hello.Name, "id", hello.AgentID)}
 	ss.seen()
+	if why := s.register(ss, owner); why != "" {
+		refuse(conn, w, wire.CloseUnauthorized, why)
+		return
+	}
+	defer s.unregister(ss)
 	drop, err := s.broker.Connect(hello, ss)
 	if err != nil {
 		refuse(conn, w, wire.CloseProtocol, err.Error())
 		return
 	}
-	s.sessMu.Lock()
-	s.sessions[ss] = struct{}{}
-	s.sessMu.Unlock()
-	defer func() {
-		s.broker.Disconnect(hello.AgentID, ss)
-		s.sessMu.Lock()
-		delete(s.sessions, ss)
-		s.sessMu.Unlock()
-	}()
+	defer s.broker.Disconnect(hello.AgentID, ss)
 	welcome := &wire.Welcome{Session: time.Now().UnixNano(), HeartbeatMillis: s.cfg.Heartbeat.Milliseconds(), Drop: drop}
-	if err := ss.Send([]wire.Message{welcome}); err != nil {
+	if err := ss.welcome(welcome); err != nil {
 		ss.Close(wire.CloseProtocol, "welcome: "+err.Error())
 		return
 	}
@@ -157,33 +136,58 @@ func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
 	s.readControl(ss, r)
 }
 
-// readHello reads and checks the agent's Hello: version, then token.
-func (s *Server) readHello(ctx context.Context, r *wire.Reader) (*wire.Hello, int, string) {
+// readHello reads and checks the agent's Hello: version, then token. It
+// returns the name the token belongs to.
+func (s *Server) readHello(ctx context.Context, r *wire.Reader) (*wire.Hello, string, int, string) {
 	m, err := r.Read()
 	if err != nil {
-		return nil, wire.CloseProtocol, "bad hello: " + err.Error()
+		return nil, "", wire.CloseProtocol, "bad hello: " + err.Error()
 	}
 	h, ok := m.(*wire.Hello)
 	if !ok {
-		return nil, wire.CloseProtocol, fmt.Sprintf("expected hello, got message type %d", m.Type())
+		return nil, "", wire.CloseProtocol, fmt.Sprintf("expected hello, got message type %d", m.Type())
 	}
 	if h.Version != wire.Version {
-		return nil, wire.CloseBadVersion, fmt.Sprintf("protocol version %d not supported: this dispatcher speaks version %d", h.Version, wire.Version)
+		return nil, "", wire.CloseBadVersion, fmt.Sprintf("protocol version %d not supported: this dispatcher speaks version %d", h.Version, wire.Version)
 	}
 	p, err := s.auth.Authenticate(ctx, h.Token)
 	switch {
 	case errors.Is(err, auth.ErrBadToken) || errors.Is(err, auth.ErrNoToken):
-		return nil, wire.CloseUnauthorized, fmt.Sprintf("unauthorized: invalid token (%v)", err)
+		return nil, "", wire.CloseUnauthorized, fmt.Sprintf("unauthorized: invalid token (%v)", err)
 	case err != nil: // a store failure must not turn pilots away for good
-		return nil, wire.CloseShutdown, fmt.Sprintf("cannot check the token now (%v); retry later", err)
+		return nil, "", wire.CloseShutdown, fmt.Sprintf("cannot check the token now (%v); retry later", err)
 	}
 	if !p.Can(auth.ConnectAgent) {
-		return nil, wire.CloseUnauthorized, fmt.Sprintf("unauthorized: token of %q (role %s) may not connect agents", p.Name, p.Role)
+		return nil, "", wire.CloseUnauthorized, fmt.Sprintf("unauthorized: token of %q (role %s) may not connect agents", p.Name, p.Role)
 	}
 	if h.AgentID == "" || h.Name == "" {
-		return nil, wire.CloseProtocol, "hello without agent id or name"
+		return nil, "", wire.CloseProtocol, "hello without agent id or name"
 	}
-	return h, 0, ""
+	return h, p.Name, 0, ""
+}
+
+// register records a new session. An agent ID stays bound to the token
+// name that first used it, so that one token holder cannot take over
+// another's agent and its jobs.
+func (s *Server) register(ss *session, owner string) string {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	id := ss.hello.AgentID
+	if o, ok := s.agentOwners[id]; ok && o != owner {
+		return fmt.Sprintf("unauthorized: agent id %s belongs to another token", id)
+	}
+	if s.closing {
+		return "dispatcher shutting down"
+	}
+	s.agentOwners[id] = owner
+	s.sessions[ss] = struct{}{}
+	return ""
+}
+
+func (s *Server) unregister(ss *session) {
+	s.sessMu.Lock()
+	delete(s.sessions, ss)
+	s.sessMu.Unlock()
 }
 
 // readControl serves the control stream until it fails.
@@ -240,6 +244,9 @@ func (s *Server) acceptJobStreams(ctx context.Context, ss *session) {
 // and the final report, acknowledged once durable.
 func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Stream) {
 	defer st.Close()
+	// Stop reading on every way out, or the stream keeps counting against
+	// the connection's stream limit and the agent's writes pile up.
+	defer st.CancelRead(quic.StreamErrorCode(wire.CloseNormal))
 	id := ss.hello.AgentID
 	r := wire.NewReader(st, s.cfg.MaxFrame)
 	w := wire.NewWriter(st)

@@ -113,6 +113,11 @@ func (s *Server) Kill(ctx context.Context, id int64, by string) (string, int, er
 
 // Retry makes failed and cancelled jobs of a task (or one job) ready again.
 func (s *Server) Retry(ctx context.Context, id int64) (string, int, error) {
+	// The store lags memory by at most the commits in flight: wait for them,
+	// so that a job that just ended is read in its final state.
+	if err := s.sync(ctx); err != nil {
+		return "", 0, err
+	}
 	kind := "task"
 	var jobs []store.Job
 	t, err := s.store.Task(ctx, id)

@@ -38,6 +38,7 @@ type Config struct {
 	Grace        time.Duration // after disconnect, before its jobs are retried (30s)
 	RetryBackoff time.Duration // first retry delay (1s); negative: none
 	MaxFrame     int
+	MaxLog       int64 // bytes of output kept per attempt (64 MiB)
 	Logger       *slog.Logger
 }
 
@@ -56,6 +57,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetryBackoff < 0 {
 		c.RetryBackoff = 0
+	}
+	if c.MaxLog <= 0 {
+		c.MaxLog = 64 << 20
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = wire.MaxFrame
@@ -85,10 +89,13 @@ type Server struct {
 	cancel    context.CancelFunc
 	ctx       context.Context
 
-	streams   *workers.Pool // runs job streams
-	closeOnce sync.Once
-	sessMu    sync.Mutex
-	sessions  map[*session]struct{}
+	streams     *workers.Pool // runs job streams
+	closeOnce   sync.Once
+	sessMu      sync.Mutex
+	closing     bool
+	sessions    map[*session]struct{}
+	agentOwners map[string]string // agent ID -> token name that first used it
+	flushWG     sync.WaitGroup    // session writers
 }
 
 // New opens (or creates) the data directory, recovers live jobs and binds
@@ -109,9 +116,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger.With("component", "dispatcher"), store: st, pki: files,
 		auth:     auth.NewAuthenticator(st, time.Minute),
-		logs:     &logDir{dir: filepath.Join(cfg.DataDir, "logs")},
+		logs:     &logDir{dir: filepath.Join(cfg.DataDir, "logs"), max: cfg.MaxLog},
 		ids:      &idAllocator{st: st},
-		sessions: make(map[*session]struct{}),
+		sessions: make(map[*session]struct{}), agentOwners: make(map[string]string),
 	}
 	s.broker = broker.New(broker.Config{
 		AgentTimeout: cfg.AgentTimeout, Grace: cfg.Grace, RetryBackoff: cfg.RetryBackoff,
@@ -204,6 +211,7 @@ func (s *Server) shutdown() {
 		_ = s.http.Shutdown(sctx)
 		_ = s.quic.Close()
 		s.sessMu.Lock()
+		s.closing = true
 		for ss := range s.sessions {
 			ss.Close(wire.CloseShutdown, "dispatcher shutting down")
 		}
@@ -212,6 +220,7 @@ func (s *Server) shutdown() {
 		s.agentsWG.Wait()
 		s.wg.Wait()
 		s.flush()
+		s.flushWG.Wait()
 		if err := s.store.Close(); err != nil {
 			s.log.Error("close store", "err", err)
 		}

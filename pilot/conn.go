@@ -78,10 +78,10 @@ func (p *Pilot) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer p.detach(s) // also when attach fails half-way
 	if err := p.attach(s); err != nil {
 		return err
 	}
-	defer p.detach(s)
 	var hbDone sync.WaitGroup
 	defer hbDone.Wait()
 	hctx, stopHB := context.WithCancel(ctx)
@@ -214,16 +214,17 @@ func (p *Pilot) current() (*session, <-chan struct{}) {
 }
 
 // release returns a finished job's resources and grants them as credit.
-func (p *Pilot) release(cores int, mem int64) {
+func (p *Pilot) release(cores int, mem int64, gpus int) {
 	p.creditMu.Lock()
 	defer p.creditMu.Unlock()
 	p.mu.Lock()
 	p.usedCPU -= cores
 	p.usedMem -= mem
+	p.usedGPU -= gpus
 	s, draining := p.sess, p.draining
 	p.mu.Unlock()
 	if s == nil || draining {
 		return // the next session grants everything free at once
 	}
-	_ = s.send(&wire.Want{Slots: 1, Cores: cores, MemoryBytes: mem})
+	_ = s.send(&wire.Want{Slots: 1, Cores: cores, MemoryBytes: mem, GPUs: gpus})
 }

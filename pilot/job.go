@@ -79,6 +79,7 @@ func (p *Pilot) start(ctx context.Context, a *wire.Assign) {
 	p.jobs[key] = j
 	p.usedCPU += a.Resources.Cores
 	p.usedMem += a.Resources.MemoryBytes
+	p.usedGPU += a.Resources.GPUs
 	p.jobsWG.Add(1)
 	p.mu.Unlock()
 	go func() {
@@ -91,7 +92,7 @@ func (p *Pilot) runJob(ctx context.Context, j *job) {
 	log := p.log.With("job", j.a.JobID, "attempt", j.a.Attempt)
 	log.Debug("job starting", "command", j.a.Command)
 	rep := p.execute(ctx, j)
-	p.release(j.a.Resources.Cores, j.a.Resources.MemoryBytes)
+	p.release(j.a.Resources.Cores, j.a.Resources.MemoryBytes, j.a.Resources.GPUs)
 	log.Info("job ended", "exit", rep.ExitCode, "error_code", rep.ErrorCode, "error", rep.Error)
 	p.deliver(ctx, j, rep)
 	p.mu.Lock()

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pando-wms/pando/containers"
 	"github.com/pando-wms/pando/dispatcher/wire"
 )
@@ -59,6 +61,7 @@ type Pilot struct {
 	draining bool
 	usedCPU  int
 	usedMem  int64
+	usedGPU  int
 	done     chan struct{} // closed when a job ends (wakes the exit check)
 
 	jobsWG sync.WaitGroup
@@ -84,6 +87,11 @@ func New(cfg Config) (*Pilot, error) {
 	if cfg.Name == "" {
 		host, _ := os.Hostname()
 		cfg.Name = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	// Payloads run as the pilot's user: make /proc/PID/environ and memory
+	// of the pilot unreadable to them (the token may sit in the environment).
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		cfg.Logger.Warn("cannot protect the pilot's memory from payloads", "err", err)
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -194,7 +202,8 @@ func (p *Pilot) free() *wire.Want {
 	if p.draining {
 		return nil
 	}
-	w := &wire.Want{Cores: p.cfg.Resources.Cores - p.usedCPU, MemoryBytes: p.cfg.Resources.MemoryBytes - p.usedMem}
+	w := &wire.Want{Cores: p.cfg.Resources.Cores - p.usedCPU, MemoryBytes: p.cfg.Resources.MemoryBytes - p.usedMem,
+		GPUs: len(p.cfg.Resources.GPUs) - p.usedGPU}
 	w.Slots = w.Cores
 	if !p.deadline.IsZero() {
 		w.Deadline = p.deadline.Unix()

@@ -95,7 +95,16 @@ func dialAgent(ctx context.Context, tr *quic.Transport, addr net.Addr, tlsConf *
 	if err != nil {
 		return nil, fmt.Errorf("%s: dial: %w", name, err)
 	}
-	st, err := conn.OpenStreamSync(dctx)
+	a, err := handshake(dctx, conn, name, r)
+	if err != nil {
+		conn.CloseWithError(0, "")
+		return nil, err
+	}
+	return a, nil
+}
+
+func handshake(ctx context.Context, conn *quic.Conn, name string, r *run) (*simAgent, error) {
+	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("%s: control stream: %w", name, err)
 	}
@@ -148,8 +157,7 @@ func (a *simAgent) serve(rd *wire.Reader) {
 // gives the slot back.
 func (a *simAgent) complete(job int64, attempt int) {
 	if err := a.report(job, attempt); err != nil {
-		a.run.errs.Add(1)
-		return
+		a.run.errs.Add(1) // counted as done, so that the run still ends
 	}
 	if a.run.done.Add(1) == a.run.target {
 		a.run.once.Do(func() { close(a.run.allDone) })
@@ -181,4 +189,23 @@ func (a *simAgent) report(job int64, attempt int) error {
 		return fmt.Errorf("job %d: report refused: %+v", job, m)
 	}
 	return nil
+}
+
+// heartbeat keeps every agent alive, as pilots do, from one goroutine:
+// simulated agents must not cost a goroutine each beyond their reader.
+func heartbeat(ctx context.Context, agents []*simAgent, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var seq uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			seq++
+			for _, a := range agents {
+				_ = a.ctrl.Write(&wire.Heartbeat{Seq: seq, UnixNano: time.Now().UnixNano()})
+			}
+		}
+	}
 }

@@ -94,6 +94,10 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 			return nil, err
 		}
 	}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); heartbeat(hbCtx, agents, 5*time.Second) }()
+	defer func() { stopHB(); <-hbDone }()
 	start := time.Now()
 	if err := submitAll(ctx, api, r, cfg); err != nil {
 		return nil, err

@@ -93,6 +93,10 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 			return nil, err
 		}
 	}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); heartbeat(hbCtx, agents, 5*time.Second) }()
+	defer func() { stopHB(); <-hbDone }()
 	res := &LatencyResult{Agents: cfg.Agents, Rate: cfg.Rate}
 	for rate := cfg.Rate; ; rate *= 2 {
 		st, err := offer(ctx, api, r, rate, cfg.Duration)

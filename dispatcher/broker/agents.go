@@ -75,6 +75,9 @@ func (b *Broker) Connect(h *wire.Hello, s Session) (drop []wire.RunningJob, err 
 	has := make(map[wire.RunningJob]bool, len(h.Running))
 	for _, r := range h.Running {
 		has[r] = true
+		if b.reported[r] == a.id {
+			continue // its report awaits its commit: the agent resends it
+		}
 		if j, ok := b.jobs[r.JobID]; !ok || j.agent != a || j.attempt != r.Attempt {
 			drop = append(drop, r) // ended, killed or reassigned meanwhile
 		}

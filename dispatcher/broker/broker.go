@@ -65,6 +65,12 @@ type Broker struct {
 	delayed delayHeap
 	cands   []*taskState // scratch for matching
 
+	// reported holds attempts whose final report was accepted but whose
+	// commit has not landed yet (attempt -> agent ID): a resent report is
+	// acknowledged once that commit is durable, and a reconnecting agent is
+	// not told to drop the job meanwhile.
+	reported map[wire.RunningJob]string
+
 	// pending group commit
 	newTasks []store.NewTask
 	dirty    map[int64]*jobState
@@ -94,7 +100,9 @@ func New(cfg Config, log *slog.Logger) *Broker {
 		hungry: make(map[*agentState]struct{}),
 		index:  newReadyIndex(),
 		dirty:  make(map[int64]*jobState),
-		signal: make(chan struct{}, 1),
+
+		reported: make(map[wire.RunningJob]string),
+		signal:   make(chan struct{}, 1),
 	}
 }
 

@@ -253,10 +253,21 @@ func (b *Broker) Check(agentID string, jobID int64, attempt int) error {
 func (b *Broker) Report(agentID string, jobID int64, attempt int, r *wire.Report, done func(error)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	key := wire.RunningJob{JobID: jobID, Attempt: attempt}
+	if b.reported[key] == agentID {
+		b.afterCommit(done) // a resend: answer when the first is durable
+		return nil
+	}
 	j, err := b.check(agentID, jobID, attempt)
 	if err != nil {
 		return err
 	}
+	b.reported[key] = agentID
+	b.afterCommit(func(error) {
+		b.mu.Lock()
+		delete(b.reported, key)
+		b.mu.Unlock()
+	})
 	now := b.cfg.Now()
 	exit := r.ExitCode
 	j.exitCode = &exit

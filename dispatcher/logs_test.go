@@ -1,0 +1,29 @@
+package dispatcher
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestLogTruncated(t *testing.T) {
+	d := &logDir{dir: t.TempDir(), max: 10}
+	l := d.open(7, 1)
+	for _, chunk := range []string{"12345", "67890abc", "more", "and more"} {
+		if err := l.write([]byte(chunk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.close()
+	got, err := os.ReadFile(d.path(7, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "1234567890\n[pando: output truncated at 10 bytes]\n"
+	if string(got) != want {
+		t.Fatalf("log = %q, want %q", got, want)
+	}
+	if strings.Count(string(got), "truncated") != 1 {
+		t.Fatal("truncation noted more than once")
+	}
+}
