@@ -6,7 +6,7 @@ GOFLAGS_TAGS = -tags "$(TAGS)"
 BIN     := bin/pando
 PKGS    := ./...
 
-.PHONY: build test test-unit test-e2e demo bench fuzz vet soak clean
+.PHONY: build test demo bench fuzz vet soak clean
 
 build: $(BIN)
 
@@ -24,6 +24,10 @@ test: build vet
 	$(GO) test $(GOFLAGS_TAGS) -race -timeout 15m $$($(GO) list ./... | grep -v /test$$)
 	PANDO_BIN=$(CURDIR)/$(BIN) $(GO) test $(GOFLAGS_TAGS) -timeout 15m -count=1 ./test/
 
+# Long variants of the fault tests (e.g. 20,000 jobs through 5 dispatcher crashes).
+soak: build
+	PANDO_SOAK=1 PANDO_BIN=$(CURDIR)/$(BIN) $(GO) test $(GOFLAGS_TAGS) -timeout 60m -count=1 -run 'CrashLoop' -v ./test/
+
 demo: build
 	$(BIN) demo
 
@@ -31,7 +35,8 @@ demo: build
 BENCH_JOBS ?= 100000
 bench: build
 	$(BIN) bench dispatch --agents 1000 --jobs $(BENCH_JOBS)
-	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench . -benchtime 2x ./dispatcher/store/sqlite/
+	$(BIN) bench e2e --jobs 2000
+	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench . -benchtime 3x ./dispatcher/store/sqlite/ ./dispatcher/broker/
 
 # Every decoder has a fuzz target; each runs for FUZZTIME.
 FUZZTIME ?= 15s
@@ -39,6 +44,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./dispatcher/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME) ./dispatcher/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./dispatcher/task/
+	$(GO) test -run '^$$' -fuzz '^FuzzSubmitBody$$' -fuzztime $(FUZZTIME) ./dispatcher/api/
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenRequest$$' -fuzztime $(FUZZTIME) ./dispatcher/api/
 
 clean:
 	rm -rf bin

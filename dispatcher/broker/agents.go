@@ -224,8 +224,11 @@ func (b *Broker) Tick() {
 			delete(b.agents, id)
 		}
 	}
-	b.releaseDelayed(now)
-	if b.index.any() {
+	// New work reaches waiting agents when it arrives (submit, retry,
+	// revive) and credit when it is granted; only jobs whose back-off just
+	// ended need offering here. Rescanning every agent each tick for work
+	// none of them fits would cost more with every agent.
+	if b.releaseDelayed(now) > 0 {
 		b.feedHungry("")
 	}
 	b.mu.Unlock()

@@ -176,12 +176,16 @@ func (h *delayHeap) Pop() any {
 	return j
 }
 
-// releaseDelayed makes jobs whose back-off has passed ready.
-func (b *Broker) releaseDelayed(now time.Time) {
+// releaseDelayed makes jobs whose back-off has passed ready; it returns
+// how many.
+func (b *Broker) releaseDelayed(now time.Time) int {
+	n := 0
 	for len(b.delayed) > 0 && !b.delayed[0].readyAt.After(now) {
 		j := heap.Pop(&b.delayed).(*jobState)
 		if j.state == stateReady && !j.queued {
 			b.enqueue(j)
+			n++
 		}
 	}
+	return n
 }
