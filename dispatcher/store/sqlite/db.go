@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/pando-wms/pando/dispatcher/store"
 
@@ -26,6 +27,10 @@ type DB struct {
 	r *sql.DB // readers, query_only
 
 	stmts writeStmts
+
+	ckpt     *sql.DB // checkpoints the WAL beside the writer
+	stopCkpt chan struct{}
+	ckptDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -69,6 +74,7 @@ const (
 	writerParams = "?_pragma=busy_timeout(5000)" +
 		"&_pragma=journal_mode(WAL)" +
 		"&_pragma=synchronous(FULL)" +
+		"&_pragma=wal_autocheckpoint(0)" +
 		"&_pragma=foreign_keys(1)" +
 		"&_pragma=cache_size(-65536)" +
 		"&_pragma=temp_store(MEMORY)" +
@@ -103,6 +109,41 @@ func (db *DB) init(ctx context.Context, uri string) error {
 		return err
 	}
 	db.r = r
+	return db.startCheckpointer(ctx, uri)
+}
+
+// checkpointEvery is how often the WAL is copied back into the database.
+const checkpointEvery = 500 * time.Millisecond
+
+// startCheckpointer runs WAL checkpoints on a connection of their own. The
+// writer's automatic checkpoint would run inside a commit, every few MB of
+// WAL, and stall every commit behind it for tens of milliseconds; a PASSIVE
+// checkpoint here never blocks the writer.
+func (db *DB) startCheckpointer(ctx context.Context, uri string) error {
+	c, err := sql.Open("sqlite", uri+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		return err
+	}
+	c.SetMaxOpenConns(1)
+	if err := c.PingContext(ctx); err != nil {
+		c.Close()
+		return err
+	}
+	db.ckpt, db.stopCkpt, db.ckptDone = c, make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(db.ckptDone)
+		t := time.NewTicker(checkpointEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-db.stopCkpt:
+				return
+			case <-t.C:
+				// Errors (SQLITE_BUSY) only mean: again next tick.
+				_, _ = c.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			}
+		}
+	}()
 	return nil
 }
 
@@ -110,7 +151,9 @@ func (db *DB) init(ctx context.Context, uri string) error {
 // return the first call's result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
-		errs := []error{db.stmts.close(), db.r.Close(), db.w.Close()}
+		close(db.stopCkpt)
+		<-db.ckptDone
+		errs := []error{db.ckpt.Close(), db.stmts.close(), db.r.Close(), db.w.Close()}
 		if err := errors.Join(errs...); err != nil {
 			db.closeErr = fmt.Errorf("sqlite: close: %w", err)
 		}
