@@ -16,7 +16,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load-test a dispatcher"}
-	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd(), newBenchLatencyCmd())
+	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd(), newBenchLatencyCmd(), newBenchAgentsCmd())
 	return cmd
 }
 
@@ -161,6 +161,39 @@ rate then doubles until p99 passes --target: that rate is knee_rate.`,
 	f.Float64Var(&cfg.MaxRate, "max-rate", 0, "search the knee by doubling the rate up to this (0: no search)")
 	f.DurationVar(&cfg.Target, "target", 5*time.Millisecond, "p99 target for the knee")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newBenchAgentsCmd() *cobra.Command {
+	var cfg bench.AgentsConfig
+	var output string
+	cmd := &cobra.Command{
+		Use:   "agents",
+		Short: "The dispatcher's memory per connected, heartbeating agent",
+		Long: `Runs a dispatcher as a separate process, connects --agents simulated agents
+over real QUIC from this one (one UDP socket, at most 256 handshakes in flight),
+keeps them heartbeating for --duration, and reports the dispatcher's RSS per
+agent, heartbeat round trips, and agents it wrongly declared lost.`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			res, err := bench.Agents(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d agents (%d connected at the end, %d lost): dispatcher RSS %.0f MiB (%.0f MiB idle), %.1f KiB per agent; heartbeat p50 %.2f ms, p99 %.2f ms; connect %.1fs (%d redials)\n",
+				res.Agents, res.Connected, res.Lost, res.RSSMiB, res.RSSBaselineMiB, res.RSSPerAgentKiB,
+				res.HeartbeatP50ms, res.HeartbeatP99ms, res.ConnectSeconds, res.Redials)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Agents, "agents", 100000, "simulated agents (one QUIC connection each)")
+	f.DurationVar(&cfg.Duration, "duration", 10*time.Minute, "steady state to hold after all connected")
+	f.DurationVar(&cfg.Heartbeat, "heartbeat", 10*time.Second, "the dispatcher's heartbeat period")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }

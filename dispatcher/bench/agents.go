@@ -40,6 +40,9 @@ type run struct {
 	errs    atomic.Int64
 	refused atomic.Int64 // dials that had to be retried
 	pool    *workers.Pool
+	rtt     latencies    // heartbeat round trips
+	lost    atomic.Int64 // connections closed by the dispatcher
+	ending  atomic.Bool  // the benchmark is closing its connections
 }
 
 // dialAgents connects n agents through one UDP socket, at most 256
@@ -139,16 +142,23 @@ func (a *simAgent) start() error {
 	return a.ctrl.Write(&wire.Want{Slots: s, Cores: s, MemoryBytes: int64(s) << 30})
 }
 
-// serve reads pushed assignments until the connection closes.
+// serve reads pushed messages until the connection closes; a close the
+// benchmark did not ask for counts as a lost agent.
 func (a *simAgent) serve(rd *wire.Reader) {
 	for {
 		m, err := rd.Read()
 		if err != nil {
+			if !a.run.ending.Load() {
+				a.run.lost.Add(1)
+			}
 			return
 		}
-		if as, ok := m.(*wire.Assign); ok {
-			a.run.latencies().add(time.Since(time.Unix(0, as.SubmitUnixNano)))
-			a.run.pool.Go(func() { a.complete(as.JobID, as.Attempt) })
+		switch m := m.(type) {
+		case *wire.Assign:
+			a.run.latencies().add(time.Since(time.Unix(0, m.SubmitUnixNano)))
+			a.run.pool.Go(func() { a.complete(m.JobID, m.Attempt) })
+		case *wire.HeartbeatAck:
+			a.run.rtt.add(time.Since(time.Unix(0, m.UnixNano)))
 		}
 	}
 }
@@ -191,21 +201,38 @@ func (a *simAgent) report(job int64, attempt int) error {
 	return nil
 }
 
-// heartbeat keeps every agent alive, as pilots do, from one goroutine:
-// simulated agents must not cost a goroutine each beyond their reader.
+// heartbeat keeps every agent alive, as pilots do, from one goroutine
+// (simulated agents must not cost a goroutine each beyond their reader),
+// spreading the agents evenly over the period as independent pilots are.
 func heartbeat(ctx context.Context, agents []*simAgent, every time.Duration) {
-	t := time.NewTicker(every)
+	const step = 10 * time.Millisecond
+	t := time.NewTicker(step)
 	defer t.Stop()
+	perStep := max(1, int(int64(len(agents))*int64(step)/int64(every)))
 	var seq uint64
+	next := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			seq++
-			for _, a := range agents {
-				_ = a.ctrl.Write(&wire.Heartbeat{Seq: seq, UnixNano: time.Now().UnixNano()})
+			for range perStep {
+				if next == len(agents) {
+					next = 0
+				}
+				if next == 0 {
+					seq++
+				}
+				_ = agents[next].ctrl.Write(&wire.Heartbeat{Seq: seq, UnixNano: time.Now().UnixNano()})
+				next++
 			}
 		}
+	}
+}
+
+func closeAgents(r *run, agents []*simAgent) {
+	r.ending.Store(true)
+	for _, a := range agents {
+		a.conn.CloseWithError(0, "bench done")
 	}
 }

@@ -83,11 +83,7 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 		return nil, err
 	}
 	defer tr.Close()
-	defer func() {
-		for _, a := range agents {
-			a.conn.CloseWithError(0, "bench done")
-		}
-	}()
+	defer closeAgents(r, agents)
 	connect := time.Since(t0)
 	for _, a := range agents {
 		if err := a.start(); err != nil {

@@ -83,11 +83,7 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 		return nil, err
 	}
 	defer tr.Close()
-	defer func() {
-		for _, a := range agents {
-			a.conn.CloseWithError(0, "bench done")
-		}
-	}()
+	defer closeAgents(r, agents)
 	for _, a := range agents {
 		if err := a.start(); err != nil {
 			return nil, err

@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/api/client"
+	"github.com/pando-wms/pando/dispatcher/pki"
+	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/dispatcher/workers"
+)
+
+// AgentsConfig configures `pando bench agents`.
+type AgentsConfig struct {
+	Agents    int
+	Duration  time.Duration // steady state after the last agent connected
+	Heartbeat time.Duration // the dispatcher's heartbeat period
+	Binary    string        // the pando binary run as the dispatcher (default: this one)
+	Logger    *slog.Logger
+}
+
+// AgentsResult reports the dispatcher's memory per connected agent; JSON
+// keys are a contract.
+type AgentsResult struct {
+	Agents          int     `json:"agents"`
+	Connected       int     `json:"connected"` // as the dispatcher counts them at the end
+	RSSBaselineMiB  float64 `json:"rss_baseline_mib"`
+	RSSMiB          float64 `json:"rss_mib"`
+	RSSPerAgentKiB  float64 `json:"rss_per_agent_kib"` // (rss - baseline) / agents
+	HeartbeatP50ms  float64 `json:"heartbeat_p50_ms"`
+	HeartbeatP99ms  float64 `json:"heartbeat_p99_ms"`
+	Lost            int64   `json:"lost"` // agents the dispatcher disconnected
+	ConnectSeconds  float64 `json:"connect_seconds"`
+	Redials         int64   `json:"redials"`
+	DispatcherFlags string  `json:"dispatcher_flags"`
+}
+
+// Agents runs a dispatcher as a separate process (so its memory is its
+// own), connects simulated agents that heartbeat, holds them for the
+// duration and reports the dispatcher's RSS per agent.
+func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
+	if cfg.Agents <= 0 {
+		return nil, fmt.Errorf("bench: --agents must be positive")
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 10 * time.Second
+	}
+	if cfg.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Binary = exe
+	}
+	dir, err := os.MkdirTemp("", "pando-bench-agents-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	d, err := startDispatcherProcess(ctx, cfg, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.stop()
+	res := &AgentsResult{Agents: cfg.Agents, DispatcherFlags: strings.Join(d.args, " ")}
+	time.Sleep(time.Second) // let it settle before the baseline
+	base, err := rss(d.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	pctx, stopPool := context.WithCancel(ctx)
+	defer stopPool()
+	r := &run{token: d.token, slots: 0, target: -1, lat: &latencies{}, allDone: make(chan struct{}),
+		pool: workers.New(pctx, time.Second)}
+	t0 := time.Now()
+	agents, tr, err := dialAgents(ctx, d.agents, d.tls, cfg.Agents, r)
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	defer closeAgents(r, agents)
+	res.ConnectSeconds, res.Redials = time.Since(t0).Seconds(), r.refused.Load()
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); heartbeat(hbCtx, agents, cfg.Heartbeat) }()
+	defer func() { stopHB(); <-hbDone }()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(cfg.Duration):
+	}
+	now, err := rss(d.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	list, err := d.api.Agents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range list {
+		if a.Connected {
+			res.Connected++
+		}
+	}
+	q := r.rtt.quantiles(0.5, 0.99)
+	res.HeartbeatP50ms, res.HeartbeatP99ms = q[0], q[1]
+	res.RSSBaselineMiB, res.RSSMiB = float64(base)/(1<<20), float64(now)/(1<<20)
+	res.RSSPerAgentKiB = float64(now-base) / 1024 / float64(cfg.Agents)
+	res.Lost = r.lost.Load()
+	return res, nil
+}
+
+type dispatcherProc struct {
+	cmd    *exec.Cmd
+	args   []string
+	agents string
+	token  string
+	tls    *tls.Config
+	api    *client.Client
+}
+
+func (d *dispatcherProc) stop() {
+	_ = d.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { d.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		d.cmd.Process.Kill()
+		<-done
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startDispatcherProcess(ctx context.Context, cfg AgentsConfig, dir string) (*dispatcherProc, error) {
+	ap, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	hp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	d := &dispatcherProc{agents: fmt.Sprintf("127.0.0.1:%d", ap)}
+	d.args = []string{"dispatcher", "--data", filepath.Join(dir, "data"), "--agents", d.agents,
+		"--http", fmt.Sprintf("127.0.0.1:%d", hp), "--heartbeat", cfg.Heartbeat.String(), "--log-level", "warn"}
+	d.cmd = exec.CommandContext(ctx, cfg.Binary, d.args...)
+	d.cmd.Stderr = os.Stderr
+	if err := d.cmd.Start(); err != nil {
+		return nil, err
+	}
+	tokFile := filepath.Join(dir, "data", "admin.token")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		tok, err := os.ReadFile(tokFile)
+		if err == nil && len(tok) > 0 {
+			d.token = strings.TrimSpace(string(tok))
+			if d.api, err = client.New(fmt.Sprintf("http://127.0.0.1:%d", hp), d.token, nil); err != nil {
+				d.stop()
+				return nil, err
+			}
+			if _, err := d.api.Whoami(ctx); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			d.stop()
+			return nil, fmt.Errorf("bench: dispatcher did not start")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var err2 error
+	if d.tls, err2 = pki.ClientTLS(filepath.Join(dir, "data", "ca.pem"), "", wire.ALPN, ""); err2 != nil {
+		d.stop()
+		return nil, err2
+	}
+	return d, nil
+}
+
+// rss reads a process's resident set size from /proc.
+func rss(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+}
