@@ -159,6 +159,7 @@ rate then doubles until p99 passes --target: that rate is knee_rate.`,
 	f.Float64Var(&cfg.Rate, "rate", 1000, "offered jobs per second")
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "time per offered rate")
 	f.Float64Var(&cfg.MaxRate, "max-rate", 0, "search the knee by doubling the rate up to this (0: no search)")
+	f.DurationVar(&cfg.Warmup, "warmup", 5*time.Second, "load offered at --rate before measuring")
 	f.DurationVar(&cfg.Target, "target", 5*time.Millisecond, "p99 target for the knee")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")

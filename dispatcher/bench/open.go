@@ -21,6 +21,7 @@ type LatencyConfig struct {
 	// passes Target or the rate passes MaxRate (0: no search).
 	MaxRate float64
 	Target  time.Duration
+	Warmup  time.Duration // load offered first and not measured
 	DispatchConfig
 }
 
@@ -93,6 +94,13 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 	hbDone := make(chan struct{})
 	go func() { defer close(hbDone); heartbeat(hbCtx, agents, 5*time.Second) }()
 	defer func() { stopHB(); <-hbDone }()
+	// The first seconds after thousands of handshakes measure the
+	// connection storm's aftermath, not steady state: offer load unmeasured.
+	if cfg.Warmup > 0 {
+		if _, err := offer(ctx, api, r, cfg.Rate, cfg.Warmup); err != nil {
+			return nil, err
+		}
+	}
 	res := &LatencyResult{Agents: cfg.Agents, Rate: cfg.Rate}
 	for rate := cfg.Rate; ; rate *= 2 {
 		st, err := offer(ctx, api, r, rate, cfg.Duration)
