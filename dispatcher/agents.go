@@ -2,10 +2,13 @@ package dispatcher
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -36,7 +39,14 @@ func (s *Server) listenAgents() error {
 	}
 	// Our own transport, so that shutdown closes every connection, even
 	// those still in their handshake, and frees the port at once.
-	s.transport = &quic.Transport{Conn: udp}
+	key, err := s.resetKey()
+	if err != nil {
+		udp.Close()
+		return err
+	}
+	// The stateless reset key outlives restarts, so that agents still
+	// talking on a connection the last run had learn at once that it is gone.
+	s.transport = &quic.Transport{Conn: udp, StatelessResetKey: key}
 	ln, err := s.transport.Listen(tlsConf, &quic.Config{
 		HandshakeIdleTimeout:  helloTimeout,
 		MaxIdleTimeout:        s.cfg.AgentTimeout + s.cfg.Heartbeat,
@@ -49,6 +59,24 @@ func (s *Server) listenAgents() error {
 	}
 	s.quic = ln
 	return nil
+}
+
+// resetKey loads DATA/reset.key, creating it on first start.
+func (s *Server) resetKey() (*quic.StatelessResetKey, error) {
+	path := filepath.Join(s.cfg.DataDir, "reset.key")
+	var key quic.StatelessResetKey
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) == len(key) {
+		copy(key[:], b)
+		return &key, nil
+	}
+	if _, err := rand.Read(key[:]); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, key[:], 0o600); err != nil {
+		return nil, fmt.Errorf("dispatcher: stateless reset key: %w", err)
+	}
+	return &key, nil
 }
 
 // closeTransport closes every agent connection and the UDP socket.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -15,9 +16,16 @@ import (
 
 // session is one live connection to the dispatcher.
 type session struct {
-	conn *quic.Conn
-	w    *wire.Writer
+	conn    *quic.Conn
+	w       *wire.Writer
+	lastAck atomic.Int64 // UnixNano of the last HeartbeatAck (or of the Welcome)
 }
+
+// deadAfter is how many heartbeat periods without an acknowledgement make
+// the pilot give up on a connection. A dispatcher that dropped us while the
+// network was cut cannot tell us so; waiting for QUIC's idle timeout would
+// outlast the grace period in which our jobs can be re-attached.
+const deadAfter = 4
 
 func (s *session) send(m wire.Message) error { return s.w.Write(m) }
 
@@ -78,6 +86,7 @@ func (p *Pilot) session(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.lastAck.Store(time.Now().UnixNano())
 	defer p.detach(s) // also when attach fails half-way
 	if err := p.attach(s); err != nil {
 		return err
@@ -142,6 +151,11 @@ func (p *Pilot) heartbeat(ctx context.Context, s *session, every time.Duration) 
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if since := time.Since(time.Unix(0, s.lastAck.Load())); since > deadAfter*every {
+				p.log.Warn("no heartbeat acknowledged; reconnecting", "since", since.Round(time.Millisecond))
+				_ = s.conn.CloseWithError(0, "no heartbeat acknowledged")
+				return
+			}
 			seq++
 			p.mu.Lock()
 			n := len(p.jobs)
@@ -172,6 +186,7 @@ func (p *Pilot) readControl(ctx context.Context, s *session, r *wire.Reader) err
 		case *wire.Drain:
 			p.setDraining("drained by dispatcher: " + m.Reason)
 		case *wire.HeartbeatAck:
+			s.lastAck.Store(time.Now().UnixNano())
 		case *wire.Refuse:
 			return fmt.Errorf("dispatcher: %s (code %d)", m.Message, m.Code)
 		default:

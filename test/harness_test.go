@@ -60,7 +60,13 @@ func (s *syncBuffer) String() string {
 
 func start(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin(t), args...), out: &syncBuffer{}, done: make(chan struct{})}
+	return startCmd(t, name, bin(t), args...)
+}
+
+// startCmd starts any program (e.g. `ip netns exec NS pando ...`).
+func startCmd(t *testing.T, name, path string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(path, args...), out: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -144,9 +150,16 @@ var fastTimers = []string{"--heartbeat", "300ms", "--agent-timeout", "1500ms", "
 
 func newCluster(t *testing.T, extra ...string) *cluster {
 	t.Helper()
+	return newClusterOn(t, "127.0.0.1", extra...)
+}
+
+// newClusterOn runs the dispatcher's agent listener on host (the API stays
+// on loopback).
+func newClusterOn(t *testing.T, host string, extra ...string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{t: t, dir: dir,
-		agents: fmt.Sprintf("127.0.0.1:%d", freePort(t)), http: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		agents: fmt.Sprintf("%s:%d", host, freePort(t)), http: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	c.dispArgs = append([]string{"dispatcher", "--data", filepath.Join(dir, "data"), "--agents", c.agents, "--http", c.http}, extra...)
 	c.tokenFile = filepath.Join(dir, "data", "admin.token")
 	c.caFile = filepath.Join(dir, "data", "ca.pem")
