@@ -239,6 +239,14 @@ func (b *Broker) Phase(agentID string, jobID int64, attempt int, phase string) e
 	return nil
 }
 
+// Reported reports whether agentID's final report of this attempt was
+// accepted and awaits its commit (a resend is then acknowledged, not refused).
+func (b *Broker) Reported(agentID string, jobID int64, attempt int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.reported[wire.RunningJob{JobID: jobID, Attempt: attempt}] == agentID
+}
+
 // Check validates that agentID runs the current attempt of a job.
 func (b *Broker) Check(agentID string, jobID int64, attempt int) error {
 	b.mu.Lock()
