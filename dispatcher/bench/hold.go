@@ -55,13 +55,6 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 10 * time.Second
 	}
-	if cfg.Binary == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return nil, err
-		}
-		cfg.Binary = exe
-	}
 	dir, err := os.MkdirTemp("", "pando-bench-agents-")
 	if err != nil {
 		return nil, err
@@ -124,6 +117,7 @@ type dispatcherProc struct {
 	cmd    *exec.Cmd
 	args   []string
 	agents string
+	server string // API URL
 	token  string
 	tls    *tls.Config
 	api    *client.Client
@@ -151,6 +145,13 @@ func freePort() (int, error) {
 }
 
 func startDispatcherProcess(ctx context.Context, cfg AgentsConfig, dir string) (*dispatcherProc, error) {
+	if cfg.Binary == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Binary = exe
+	}
 	ap, err := freePort()
 	if err != nil {
 		return nil, err
@@ -173,7 +174,8 @@ func startDispatcherProcess(ctx context.Context, cfg AgentsConfig, dir string) (
 		tok, err := os.ReadFile(tokFile)
 		if err == nil && len(tok) > 0 {
 			d.token = strings.TrimSpace(string(tok))
-			if d.api, err = client.New(fmt.Sprintf("http://127.0.0.1:%d", hp), d.token, nil); err != nil {
+			d.server = fmt.Sprintf("http://127.0.0.1:%d", hp)
+			if d.api, err = client.New(d.server, d.token, nil); err != nil {
 				d.stop()
 				return nil, err
 			}

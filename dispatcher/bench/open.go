@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"time"
 
@@ -65,11 +66,20 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Dispatcher == "" {
-		stop, err := startLocal(ctx, &cfg.DispatchConfig)
+		// A dispatcher process of its own: in-process, the garbage collector
+		// would also scan the simulated agents' connections and charge its
+		// pauses to the dispatcher's latency.
+		dir, err := os.MkdirTemp("", "pando-bench-latency-")
 		if err != nil {
 			return nil, err
 		}
-		defer stop()
+		defer os.RemoveAll(dir)
+		d, err := startDispatcherProcess(ctx, AgentsConfig{Heartbeat: 10 * time.Second}, dir)
+		if err != nil {
+			return nil, err
+		}
+		defer d.stop()
+		cfg.Dispatcher, cfg.TLS, cfg.Token, cfg.Server = d.agents, d.tls, d.token, d.server
 	}
 	api, err := client.New(cfg.Server, cfg.Token, nil)
 	if err != nil {
