@@ -10,20 +10,32 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pando-wms/pando/dispatcher/api"
 	"github.com/pando-wms/pando/dispatcher/broker"
 	"github.com/pando-wms/pando/dispatcher/store"
 	"github.com/pando-wms/pando/dispatcher/task"
 )
 
+// unavailable reports, as an api.ErrUnavailable, that commits are failing.
+func (s *Server) unavailable() error {
+	if e := s.storeErr.Load(); e != nil {
+		return fmt.Errorf("%w: cannot write its state (%v); it retries, try again later", api.ErrUnavailable, *e)
+	}
+	return nil
+}
+
 // Submit stores a task and its jobs durably, then hands them to the broker.
 func (s *Server) Submit(ctx context.Context, owner string, spec *task.Spec) (int64, error) {
+	if err := s.unavailable(); err != nil {
+		return 0, err // take no new work that could not be stored
+	}
 	raw, err := json.Marshal(spec)
 	if err != nil {
 		return 0, fmt.Errorf("encode spec: %w", err)
 	}
 	id, err := s.ids.take(ctx, int64(spec.Jobs)+1)
 	if err != nil {
-		return 0, fmt.Errorf("reserve ids: %w", err)
+		return 0, fmt.Errorf("%w: reserve ids: %v", api.ErrUnavailable, err)
 	}
 	now := time.Now()
 	t := store.Task{ID: id, Owner: owner, Name: spec.Name, Queue: spec.Queue, Priority: spec.Priority,
@@ -41,6 +53,8 @@ func (s *Server) Submit(ctx context.Context, owner string, spec *task.Spec) (int
 	case err = <-done:
 	case <-ctx.Done():
 		return 0, fmt.Errorf("task %d accepted but not yet durable: %w", id, ctx.Err())
+	case <-time.After(s.cfg.CommitTimeout):
+		return 0, fmt.Errorf("%w: task %d accepted but not yet durable (%v); it will be stored when writes succeed", api.ErrUnavailable, id, s.unavailable())
 	}
 	if err != nil {
 		return 0, fmt.Errorf("store task: %w", err)
@@ -81,6 +95,9 @@ func (a *idAllocator) take(ctx context.Context, n int64) (int64, error) {
 // sync waits until the changes made so far are durable, so that a caller
 // reading right after an action sees it.
 func (s *Server) sync(ctx context.Context) error {
+	if err := s.unavailable(); err != nil {
+		return err
+	}
 	done := make(chan error, 1)
 	s.broker.Sync(func(err error) { done <- err })
 	select {
@@ -88,6 +105,8 @@ func (s *Server) sync(ctx context.Context) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-time.After(s.cfg.CommitTimeout):
+		return fmt.Errorf("%w: change not yet durable (%v)", api.ErrUnavailable, s.unavailable())
 	}
 }
 

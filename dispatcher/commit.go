@@ -30,8 +30,12 @@ func (s *Server) commitOnce(ctx context.Context) {
 	for {
 		err := s.store.Apply(context.Background(), batch)
 		if err == nil {
+			if s.storeErr.Swap(nil) != nil {
+				s.log.Info("group commits succeed again")
+			}
 			break
 		}
+		s.storeErr.Store(&err)
 		s.log.Error("group commit failed; retrying", "jobs", len(batch.Jobs), "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():

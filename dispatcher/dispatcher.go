@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -39,7 +40,10 @@ type Config struct {
 	RetryBackoff time.Duration // first retry delay (1s); negative: none
 	MaxFrame     int
 	MaxLog       int64 // bytes of output kept per attempt (64 MiB)
-	Logger       *slog.Logger
+	// CommitTimeout bounds how long an API call waits for its change to be
+	// durable before answering 503 (30s).
+	CommitTimeout time.Duration
+	Logger        *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -57,6 +61,9 @@ func (c *Config) defaults() {
 	}
 	if c.RetryBackoff < 0 {
 		c.RetryBackoff = 0
+	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = 30 * time.Second
 	}
 	if c.MaxLog <= 0 {
 		c.MaxLog = 64 << 20
@@ -89,7 +96,8 @@ type Server struct {
 	cancel    context.CancelFunc
 	ctx       context.Context
 
-	streams     *workers.Pool // runs job streams
+	streams     *workers.Pool         // runs job streams
+	storeErr    atomic.Pointer[error] // the last commit's error while commits fail
 	closeOnce   sync.Once
 	sessMu      sync.Mutex
 	closing     bool

@@ -157,13 +157,20 @@ func newCluster(t *testing.T, extra ...string) *cluster {
 // on loopback).
 func newClusterOn(t *testing.T, host string, extra ...string) *cluster {
 	t.Helper()
+	c := prepareCluster(t, host, extra...)
+	c.startDispatcher()
+	return c
+}
+
+// prepareCluster sets a cluster up without starting its dispatcher.
+func prepareCluster(t *testing.T, host string, extra ...string) *cluster {
+	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{t: t, dir: dir,
 		agents: fmt.Sprintf("%s:%d", host, freePort(t)), http: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	c.dispArgs = append([]string{"dispatcher", "--data", filepath.Join(dir, "data"), "--agents", c.agents, "--http", c.http}, extra...)
 	c.tokenFile = filepath.Join(dir, "data", "admin.token")
 	c.caFile = filepath.Join(dir, "data", "ca.pem")
-	c.startDispatcher()
 	return c
 }
 

@@ -38,6 +38,7 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 	f.DurationVar(&cfg.AgentTimeout, "agent-timeout", 0, "silence after which an agent is disconnected (default 3 heartbeats)")
 	f.DurationVar(&cfg.Grace, "grace", 0, "time a lost agent has to reconnect before its jobs are retried (default 30s)")
 	f.DurationVar(&cfg.RetryBackoff, "retry-backoff", 0, "delay before the first retry, doubling per attempt (default 1s; negative: none)")
+	f.DurationVar(&cfg.CommitTimeout, "commit-timeout", 0, "how long an API call waits for its change to be durable before answering 503 (default 30s)")
 	lf.add(cmd)
 	return cmd
 }

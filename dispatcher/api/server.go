@@ -94,6 +94,10 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 	})
 }
 
+// ErrUnavailable marks a failure the caller should retry later (the
+// dispatcher cannot write its state now, e.g. a full disk): answered 503.
+var ErrUnavailable = errors.New("dispatcher unavailable")
+
 // httpError is an error with its status (and, for errors.Is, its kind).
 type httpError struct {
 	status int
@@ -115,6 +119,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, he.status, he.msg)
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	case errors.Is(err, context.Canceled):
 	default:
 		s.log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "err", err)
