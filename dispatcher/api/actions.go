@@ -73,14 +73,11 @@ func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, p auth.Principa
 	if err != nil {
 		return err
 	}
-	offset, err := queryInt(r, "offset")
+	q, err := queryInts(r, "offset", "attempt")
 	if err != nil {
 		return err
 	}
-	attempt, err := queryInt(r, "attempt")
-	if err != nil {
-		return err
-	}
+	offset, attempt := q[0], q[1]
 	follow := r.URL.Query().Get("follow") == "true" || r.URL.Query().Get("follow") == "1"
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

@@ -147,6 +147,19 @@ func pathID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
+// queryInts parses several optional non-negative integer parameters.
+func queryInts(r *http.Request, keys ...string) ([]int64, error) {
+	out := make([]int64, len(keys))
+	for i, k := range keys {
+		v, err := queryInt(r, k)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 func queryInt(r *http.Request, key string) (int64, error) {
 	v := r.URL.Query().Get(key)
 	if v == "" {

@@ -86,18 +86,14 @@ func (s *Server) taskView(ctx context.Context, t *store.Task) (Task, error) {
 }
 
 func (s *Server) listTasks(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		return err
-	}
-	after, err := queryInt(r, "after")
+	q, err := queryInts(r, "limit", "after")
 	if err != nil {
 		return err
 	}
 	if err := canRead(p); err != nil {
 		return err
 	}
-	f := store.TaskFilter{AfterID: after, Limit: int(limit)}
+	f := store.TaskFilter{AfterID: q[1], Limit: int(q[0])}
 	if !p.Can(auth.ReadAll) {
 		f.Owner = p.Name
 	}
@@ -137,18 +133,11 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request, p auth.Principa
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	taskID, err := queryInt(r, "task")
+	q, err := queryInts(r, "task", "limit", "after")
 	if err != nil {
 		return err
 	}
-	limit, err := queryInt(r, "limit")
-	if err != nil {
-		return err
-	}
-	after, err := queryInt(r, "after")
-	if err != nil {
-		return err
-	}
+	taskID, limit, after := q[0], q[1], q[2]
 	if err := canRead(p); err != nil {
 		return err
 	}
