@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -61,49 +60,12 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 	if cfg.Target <= 0 {
 		cfg.Target = 5 * time.Millisecond
 	}
-	cfg.Slots = 1
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Dispatcher == "" {
-		// A dispatcher process of its own: in-process, the garbage collector
-		// would also scan the simulated agents' connections and charge its
-		// pauses to the dispatcher's latency.
-		dir, err := os.MkdirTemp("", "pando-bench-latency-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		d, err := startDispatcherProcess(ctx, AgentsConfig{Heartbeat: 10 * time.Second}, dir)
-		if err != nil {
-			return nil, err
-		}
-		defer d.stop()
-		cfg.Dispatcher, cfg.TLS, cfg.Token, cfg.Server = d.agents, d.tls, d.token, d.server
-	}
-	api, err := client.New(cfg.Server, cfg.Token, nil)
+	env, err := newOpenEnv(ctx, &cfg.DispatchConfig, cfg.Agents)
 	if err != nil {
 		return nil, err
 	}
-	pctx, stopPool := context.WithCancel(ctx)
-	defer stopPool()
-	r := &run{token: cfg.Token, slots: cfg.Slots, target: -1, lat: &latencies{}, allDone: make(chan struct{}),
-		pool: workers.New(pctx, time.Second)}
-	agents, tr, err := dialAgents(ctx, cfg.Dispatcher, cfg.TLS, cfg.Agents, r)
-	if err != nil {
-		return nil, err
-	}
-	defer tr.Close()
-	defer closeAgents(r, agents)
-	for _, a := range agents {
-		if err := a.start(); err != nil {
-			return nil, err
-		}
-	}
-	hbCtx, stopHB := context.WithCancel(ctx)
-	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); heartbeat(hbCtx, agents, 5*time.Second) }()
-	defer func() { stopHB(); <-hbDone }()
+	defer env.close()
+	api, r := env.api, env.r
 	// The first seconds after thousands of handshakes measure the
 	// connection storm's aftermath, not steady state: offer load unmeasured.
 	if cfg.Warmup > 0 {
@@ -130,6 +92,71 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// openEnv is a dispatcher (its own process unless cfg names one) with
+// one-slot agents connected and heartbeating, for open-loop benchmarks.
+type openEnv struct {
+	api   *client.Client
+	r     *run
+	stops []func()
+}
+
+func newOpenEnv(ctx context.Context, cfg *DispatchConfig, agents int) (*openEnv, error) {
+	e := &openEnv{}
+	ok := false
+	defer func() {
+		if !ok {
+			e.close()
+		}
+	}()
+	if cfg.Dispatcher == "" {
+		// A dispatcher process of its own: in-process, the garbage collector
+		// would also scan the simulated agents' connections and charge its
+		// pauses to the dispatcher's latency.
+		dir, err := os.MkdirTemp("", "pando-bench-open-")
+		if err != nil {
+			return nil, err
+		}
+		e.stops = append(e.stops, func() { os.RemoveAll(dir) })
+		d, err := startDispatcherProcess(ctx, AgentsConfig{Heartbeat: 10 * time.Second}, dir)
+		if err != nil {
+			return nil, err
+		}
+		e.stops = append(e.stops, d.stop)
+		cfg.Dispatcher, cfg.TLS, cfg.Token, cfg.Server = d.agents, d.tls, d.token, d.server
+	}
+	var err error
+	if e.api, err = client.New(cfg.Server, cfg.Token, nil); err != nil {
+		return nil, err
+	}
+	pctx, stopPool := context.WithCancel(ctx)
+	e.stops = append(e.stops, stopPool)
+	e.r = &run{token: cfg.Token, slots: 1, target: -1, lat: &latencies{}, allDone: make(chan struct{}),
+		pool: workers.New(pctx, time.Second)}
+	list, tr, err := dialAgents(ctx, cfg.Dispatcher, cfg.TLS, agents, e.r)
+	if err != nil {
+		return nil, err
+	}
+	e.stops = append(e.stops, func() { tr.Close() }, func() { closeAgents(e.r, list) })
+	for _, a := range list {
+		if err := a.start(); err != nil {
+			return nil, err
+		}
+	}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); heartbeat(hbCtx, list, 5*time.Second) }()
+	e.stops = append(e.stops, func() { stopHB(); <-hbDone })
+	ok = true
+	return e, nil
+}
+
+// close undoes newOpenEnv in reverse order.
+func (e *openEnv) close() {
+	for i := len(e.stops) - 1; i >= 0; i-- {
+		e.stops[i]()
+	}
 }
 
 // offer submits one-job tasks at Poisson arrivals for d, then waits for
