@@ -16,7 +16,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load-test a dispatcher"}
-	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd(), newBenchLatencyCmd(), newBenchAgentsCmd())
+	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd(), newBenchLatencyCmd(), newBenchAgentsCmd(), newBenchAbuseCmd())
 	return cmd
 }
 
@@ -195,6 +195,44 @@ agent, heartbeat round trips, and agents it wrongly declared lost.`,
 	f.IntVar(&cfg.Agents, "agents", 100000, "simulated agents (one QUIC connection each)")
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Minute, "steady state to hold after all connected")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 10*time.Second, "the dispatcher's heartbeat period")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newBenchAbuseCmd() *cobra.Command {
+	var cfg bench.AbuseConfig
+	var output string
+	cmd := &cobra.Command{
+		Use:   "abuse",
+		Short: "Latency of well-behaved agents, idle and while bad peers hit the dispatcher",
+		Long: `Measures submit-to-assign latency as bench latency does, first idle, then
+while garbage UDP datagrams, stalled half-open QUIC handshakes, slow HTTP
+clients and oversized frames hit the same dispatcher; prints both and the
+ratio of their p99.`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			res, err := bench.Abuse(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "idle: p50 %.2f ms, p99 %.2f ms; under abuse: p50 %.2f ms, p99 %.2f ms; ratio %.2f\n"+
+				"abuse sent: %d garbage datagrams, %d half-open handshakes, %d slow HTTP connections, %d oversized frames refused\n",
+				res.IdleP50ms, res.IdleP99ms, res.AbuseP50ms, res.AbuseP99ms, res.Ratio,
+				res.Garbage, res.HalfOpen, res.SlowHTTP, res.Oversize)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Agents, "agents", 1000, "well-behaved simulated agents")
+	f.Float64Var(&cfg.Rate, "rate", 100, "offered jobs per second")
+	f.DurationVar(&cfg.Duration, "duration", 10*time.Second, "time per measurement")
+	f.Float64Var(&cfg.Garbage, "garbage", 1000, "garbage UDP datagrams per second")
+	f.IntVar(&cfg.HalfOpen, "half-open", 1000, "QUIC handshakes kept stalled at once")
+	f.IntVar(&cfg.SlowHTTP, "slow-http", 100, "slow HTTP clients")
+	f.Float64Var(&cfg.Oversize, "oversize", 20, "connections per second sending an oversized frame")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }

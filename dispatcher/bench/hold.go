@@ -162,7 +162,7 @@ func startDispatcherProcess(ctx context.Context, cfg AgentsConfig, dir string) (
 	}
 	d := &dispatcherProc{agents: fmt.Sprintf("127.0.0.1:%d", ap)}
 	d.args = []string{"dispatcher", "--data", filepath.Join(dir, "data"), "--agents", d.agents,
-		"--http", fmt.Sprintf("127.0.0.1:%d", hp), "--heartbeat", cfg.Heartbeat.String(), "--log-level", "warn"}
+		"--http", fmt.Sprintf("127.0.0.1:%d", hp), "--heartbeat", cfg.Heartbeat.String(), "--log-level", "error"}
 	d.cmd = exec.CommandContext(ctx, cfg.Binary, d.args...)
 	d.cmd.Stderr = os.Stderr
 	if err := d.cmd.Start(); err != nil {
