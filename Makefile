@@ -39,7 +39,7 @@ bench: build
 	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench . -benchtime 3x ./dispatcher/store/sqlite/ ./dispatcher/broker/
 
 # Every decoder has a fuzz target; each runs for FUZZTIME.
-FUZZTIME ?= 15s
+FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./dispatcher/wire/
 	$(GO) test -run '^$$' -fuzz '^FuzzUnmarshal$$' -fuzztime $(FUZZTIME) ./dispatcher/wire/
