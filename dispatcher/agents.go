@@ -130,7 +130,7 @@ func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
 	ctrl.SetReadDeadline(time.Now().Add(helloTimeout))
 	hello, owner, code, why := s.readHello(ctx, r)
 	if code != 0 {
-		log.Warn("agent refused", "reason", why)
+		s.peerLog.warn(log, "agent refused", "reason", why)
 		refuse(conn, w, code, why)
 		return
 	}
@@ -208,13 +208,40 @@ func (s *Server) register(ss *session, owner string) string {
 		return "dispatcher shutting down"
 	}
 	s.agentOwners[id] = owner
+	s.agentSessions[id]++
 	s.sessions[ss] = struct{}{}
 	return ""
+}
+
+// pruneOwners forgets the token binding of agents the broker no longer
+// tracks: pilots are short-lived, and each brings a new ID.
+func (s *Server) pruneOwners() {
+	s.sessMu.Lock()
+	ids := make([]string, 0, len(s.agentOwners))
+	for id := range s.agentOwners {
+		ids = append(ids, id)
+	}
+	s.sessMu.Unlock()
+	for _, id := range ids {
+		if s.broker.Known(id) {
+			continue
+		}
+		s.sessMu.Lock()
+		if s.agentSessions[id] == 0 {
+			delete(s.agentOwners, id)
+		}
+		s.sessMu.Unlock()
+	}
 }
 
 func (s *Server) unregister(ss *session) {
 	s.sessMu.Lock()
 	delete(s.sessions, ss)
+	if id := ss.hello.AgentID; s.agentSessions[id] <= 1 {
+		delete(s.agentSessions, id)
+	} else {
+		s.agentSessions[id]--
+	}
 	s.sessMu.Unlock()
 }
 
@@ -244,7 +271,7 @@ func (s *Server) endSession(ss *session, err error) {
 	var appErr *quic.ApplicationError
 	switch {
 	case wire.IsProtocolError(err):
-		ss.log.Warn("agent sent a bad frame; closing its connection", "err", err)
+		s.peerLog.warn(ss.log, "agent sent a bad frame; closing its connection", "err", err)
 		refuse(ss.conn, ss.w, wire.CloseProtocol, err.Error())
 	case errors.As(err, &appErr):
 		ss.log.Info("agent disconnected", "code", uint64(appErr.ErrorCode), "reason", appErr.ErrorMessage)

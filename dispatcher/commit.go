@@ -63,12 +63,16 @@ func (s *Server) flush() {
 func (s *Server) tickLoop(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	prune := time.NewTicker(time.Minute)
+	defer prune.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			s.broker.Tick()
+		case <-prune.C:
+			s.pruneOwners()
 		}
 	}
 }

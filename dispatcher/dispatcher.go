@@ -96,14 +96,16 @@ type Server struct {
 	cancel    context.CancelFunc
 	ctx       context.Context
 
-	streams     *workers.Pool         // runs job streams
-	storeErr    atomic.Pointer[error] // the last commit's error while commits fail
-	closeOnce   sync.Once
-	sessMu      sync.Mutex
-	closing     bool
-	sessions    map[*session]struct{}
-	agentOwners map[string]string // agent ID -> token name that first used it
-	flushWG     sync.WaitGroup    // session writers
+	streams       *workers.Pool         // runs job streams
+	storeErr      atomic.Pointer[error] // the last commit's error while commits fail
+	peerLog       rateLog               // warnings a peer can trigger at will
+	closeOnce     sync.Once
+	sessMu        sync.Mutex
+	closing       bool
+	sessions      map[*session]struct{}
+	agentOwners   map[string]string // agent ID -> token name that first used it
+	agentSessions map[string]int    // agent ID -> registered sessions
+	flushWG       sync.WaitGroup    // session writers
 }
 
 // New opens (or creates) the data directory, recovers live jobs and binds
@@ -126,7 +128,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		auth:     auth.NewAuthenticator(st, time.Minute),
 		logs:     &logDir{dir: filepath.Join(cfg.DataDir, "logs"), max: cfg.MaxLog},
 		ids:      &idAllocator{st: st},
+		peerLog:  rateLog{burst: 10},
 		sessions: make(map[*session]struct{}), agentOwners: make(map[string]string),
+		agentSessions: make(map[string]int),
 	}
 	s.broker = broker.New(broker.Config{
 		AgentTimeout: cfg.AgentTimeout, Grace: cfg.Grace, RetryBackoff: cfg.RetryBackoff,

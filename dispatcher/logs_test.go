@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -25,5 +26,22 @@ func TestLogTruncated(t *testing.T) {
 	}
 	if strings.Count(string(got), "truncated") != 1 {
 		t.Fatal("truncation noted more than once")
+	}
+}
+
+func TestRateLogSuppresses(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	r := rateLog{burst: 3}
+	for range 10 {
+		r.warn(log, "refused")
+	}
+	if n := strings.Count(buf.String(), "refused"); n != 3 {
+		t.Fatalf("%d lines logged in one second, want 3", n)
+	}
+	r.second-- // as if a second passed
+	r.warn(log, "refused")
+	if !strings.Contains(buf.String(), "suppressed=7") {
+		t.Fatalf("next line does not count the suppressed ones:\n%s", buf.String())
 	}
 }

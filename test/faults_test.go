@@ -151,3 +151,32 @@ func TestBadFramesRefused(t *testing.T) {
 		t.Fatalf("task after bad frames: pando wait exit %d", code)
 	}
 }
+
+// An agent ID stays bound to the token that first used it: another agent
+// token cannot take the agent over (and with it, its jobs).
+func TestAgentIDBoundToToken(t *testing.T) {
+	c := newCluster(t)
+	hello := func(tokenFile string) (*quic.Conn, *quic.Stream) {
+		tok, err := os.ReadFile(tokenFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, st := dialRaw(t, c)
+		frame, _ := wire.AppendFrame(nil, &wire.Hello{Version: wire.Version, Kind: wire.KindPilot, Name: "node",
+			AgentID: "agent-x", Token: strings.TrimSpace(string(tok)), Resources: wire.Resources{Cores: 1, MemoryBytes: 1 << 30}})
+		st.Write(frame)
+		return conn, st
+	}
+	conn, st := hello(c.newToken("agent", "site-a"))
+	st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if m, err := wire.NewReader(st, 0).Read(); err != nil {
+		t.Fatalf("first hello: %v", err)
+	} else if _, ok := m.(*wire.Welcome); !ok {
+		t.Fatalf("first hello answered %T, want Welcome", m)
+	}
+	conn.CloseWithError(0, "")
+	conn, st = hello(c.newToken("agent", "site-b"))
+	if msg := expectClosed(t, conn, st, wire.CloseUnauthorized); !strings.Contains(msg, "belongs to another token") {
+		t.Errorf("takeover refused with %q", msg)
+	}
+}

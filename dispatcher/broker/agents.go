@@ -237,6 +237,15 @@ func (b *Broker) Tick() {
 	}
 }
 
+// Known reports whether the broker still tracks the agent (connected, or
+// lost with jobs inside their grace period).
+func (b *Broker) Known(agentID string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.agents[agentID]
+	return ok
+}
+
 // Agents lists the known agents.
 func (b *Broker) Agents() []AgentInfo {
 	b.mu.Lock()
