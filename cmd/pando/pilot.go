@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -36,7 +37,12 @@ func newPilotCmd() *cobra.Command {
 			if cfg.Token, err = agentToken(tokenFile); err != nil {
 				return err
 			}
-			if cfg.TLS, err = pki.ClientTLS(caFile, pin, wire.ALPN, ""); err != nil {
+			// Verify the name the pilot dials, as the dispatcher's --host made it.
+			host, _, err := net.SplitHostPort(cfg.Dispatcher)
+			if err != nil {
+				return fmt.Errorf("--dispatcher %q: %w", cfg.Dispatcher, err)
+			}
+			if cfg.TLS, err = pki.ClientTLS(caFile, pin, wire.ALPN, host); err != nil {
 				return err
 			}
 			if cfg.WorkDir != "" {
