@@ -315,9 +315,7 @@ func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Strea
 		_ = w.Write(&wire.Ack{Code: int(errcode.DispatcherStale), Message: "job stream must start with JobOpen"})
 		return
 	}
-	// A resent report whose first copy awaits its commit is let through:
-	// the broker acknowledges it once durable.
-	if err := s.broker.Check(id, open.JobID, open.Attempt); err != nil && !s.broker.Reported(id, open.JobID, open.Attempt) {
+	if err := s.broker.Check(id, open.JobID, open.Attempt); err != nil {
 		_ = w.Write(&wire.Ack{Code: int(errcode.DispatcherStale), Message: err.Error()})
 		return
 	}

@@ -239,18 +239,15 @@ func (b *Broker) Phase(agentID string, jobID int64, attempt int, phase string) e
 	return nil
 }
 
-// Reported reports whether agentID's final report of this attempt was
-// accepted and awaits its commit (a resend is then acknowledged, not refused).
-func (b *Broker) Reported(agentID string, jobID int64, attempt int) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.reported[wire.RunningJob{JobID: jobID, Attempt: attempt}] == agentID
-}
-
-// Check validates that agentID runs the current attempt of a job.
+// Check validates that agentID may open a stream for this attempt: it runs
+// the current attempt, or resends a final report whose first copy awaits its
+// commit (Report acknowledges that one once durable).
 func (b *Broker) Check(agentID string, jobID int64, attempt int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.reported[wire.RunningJob{JobID: jobID, Attempt: attempt}] == agentID {
+		return nil
+	}
 	_, err := b.check(agentID, jobID, attempt)
 	return err
 }
