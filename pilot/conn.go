@@ -229,13 +229,16 @@ func (p *Pilot) current() (*session, <-chan struct{}) {
 }
 
 // release returns a finished job's resources and grants them as credit.
-func (p *Pilot) release(cores int, mem int64, gpus int) {
+func (p *Pilot) release(cores int, mem int64, gpuIdx []int) {
 	p.creditMu.Lock()
 	defer p.creditMu.Unlock()
 	p.mu.Lock()
 	p.usedCPU -= cores
 	p.usedMem -= mem
-	p.usedGPU -= gpus
+	for _, i := range gpuIdx {
+		p.gpuHeld[i] = false
+	}
+	gpus := len(gpuIdx)
 	s, draining := p.sess, p.draining
 	p.mu.Unlock()
 	if s == nil || draining {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -21,8 +22,9 @@ const killGrace = 10 * time.Second
 
 // job is one attempt the pilot runs or still has to report.
 type job struct {
-	a   *wire.Assign
-	dir string
+	a    *wire.Assign
+	dir  string
+	gpus []int // indexes into the pilot's GPUs given to this job
 
 	mu       sync.Mutex
 	ctr      containers.Container
@@ -79,7 +81,7 @@ func (p *Pilot) start(ctx context.Context, a *wire.Assign) {
 	p.jobs[key] = j
 	p.usedCPU += a.Resources.Cores
 	p.usedMem += a.Resources.MemoryBytes
-	p.usedGPU += a.Resources.GPUs
+	j.gpus = p.takeGPUs(a.Resources.GPUs)
 	p.jobsWG.Add(1)
 	p.mu.Unlock()
 	go func() {
@@ -92,7 +94,7 @@ func (p *Pilot) runJob(ctx context.Context, j *job) {
 	log := p.log.With("job", j.a.JobID, "attempt", j.a.Attempt)
 	log.Debug("job starting", "command", j.a.Command)
 	rep := p.execute(ctx, j)
-	p.release(j.a.Resources.Cores, j.a.Resources.MemoryBytes, j.a.Resources.GPUs)
+	p.release(j.a.Resources.Cores, j.a.Resources.MemoryBytes, j.gpus)
 	log.Info("job ended", "exit", rep.ExitCode, "error_code", rep.ErrorCode, "error", rep.Error)
 	p.deliver(ctx, j, rep)
 	p.mu.Lock()
@@ -118,7 +120,48 @@ func (p *Pilot) env(j *job) map[string]string {
 	env["PANDO_ATTEMPT"] = strconv.Itoa(a.Attempt)
 	env["PANDO_WORKDIR"] = j.dir
 	env["PANDO_CORES"] = strconv.Itoa(a.Resources.Cores)
+	env["PANDO_GPUS"] = strings.Join(p.gpuIDs(j.gpus), ",")
 	return env
+}
+
+// takeGPUs marks n free GPUs as held and returns their indexes. Credit keeps
+// the dispatcher from assigning more than are free, so a shortfall is a bug
+// and is caught by execute, which refuses to start the job.
+func (p *Pilot) takeGPUs(n int) []int {
+	var got []int
+	for i := range p.gpuHeld {
+		if len(got) == n {
+			break
+		}
+		if !p.gpuHeld[i] {
+			p.gpuHeld[i] = true
+			got = append(got, i)
+		}
+	}
+	return got
+}
+
+func (p *Pilot) freeGPUs() int {
+	n := 0
+	for _, held := range p.gpuHeld {
+		if !held {
+			n++
+		}
+	}
+	return n
+}
+
+// gpuIDs names GPUs as the runtimes expect: by UUID, by index when the probe found none.
+func (p *Pilot) gpuIDs(idx []int) []string {
+	ids := make([]string, len(idx))
+	for k, i := range idx {
+		g := p.cfg.Resources.GPUs[i]
+		ids[k] = g.UUID
+		if ids[k] == "" {
+			ids[k] = strconv.Itoa(g.Index)
+		}
+	}
+	return ids
 }
 
 // execute runs the payload to its end and returns the report to deliver.
@@ -132,6 +175,9 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 	if err := os.MkdirAll(j.dir, 0o700); err != nil {
 		return failWith(errcode.PilotWorkdir, err)
 	}
+	if len(j.gpus) != j.a.Resources.GPUs {
+		return failWith(errcode.PilotStartFailed, fmt.Errorf("job needs %d GPUs, only %d free", j.a.Resources.GPUs, len(j.gpus)))
+	}
 	p.emit(ctx, j, &wire.JobState{Phase: wire.PhaseRunning, UnixNano: rep.StartUnixNano})
 	spec := containers.Spec{
 		Name:    fmt.Sprintf("pando-%d-%d-%s", j.a.JobID, j.a.Attempt, p.id[:8]),
@@ -139,6 +185,7 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 		Command: j.a.Command,
 		Env:     p.env(j),
 		WorkDir: j.dir,
+		GPUs:    p.gpuIDs(j.gpus),
 		Limits:  containers.Limits{Cores: j.a.Resources.Cores, MemoryBytes: j.a.Resources.MemoryBytes},
 		Stdout:  &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stdout},
 		Stderr:  &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stderr},

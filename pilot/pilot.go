@@ -61,7 +61,7 @@ type Pilot struct {
 	draining bool
 	usedCPU  int
 	usedMem  int64
-	usedGPU  int
+	gpuHeld  []bool        // by index into cfg.Resources.GPUs: given to a running job
 	done     chan struct{} // closed when a job ends (wakes the exit check)
 
 	jobsWG sync.WaitGroup
@@ -105,7 +105,8 @@ func New(cfg Config) (*Pilot, error) {
 		return nil, fmt.Errorf("pilot: work directory: %w", err)
 	}
 	p := &Pilot{cfg: cfg, id: id, jobs: make(map[wire.RunningJob]*job), sessCh: make(chan struct{}),
-		done: make(chan struct{}, 1), log: cfg.Logger.With("component", "pilot", "name", cfg.Name)}
+		gpuHeld: make([]bool, len(cfg.Resources.GPUs)),
+		done:    make(chan struct{}, 1), log: cfg.Logger.With("component", "pilot", "name", cfg.Name)}
 	if cfg.Walltime > 0 {
 		p.deadline = time.Now().Add(cfg.Walltime)
 	}
@@ -203,7 +204,7 @@ func (p *Pilot) free() *wire.Want {
 		return nil
 	}
 	w := &wire.Want{Cores: p.cfg.Resources.Cores - p.usedCPU, MemoryBytes: p.cfg.Resources.MemoryBytes - p.usedMem,
-		GPUs: len(p.cfg.Resources.GPUs) - p.usedGPU}
+		GPUs: p.freeGPUs()}
 	w.Slots = w.Cores
 	if !p.deadline.IsZero() {
 		w.Deadline = p.deadline.Unix()

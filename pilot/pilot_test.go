@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,37 @@ func TestReattachAfterDispatcherRestart(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(marker); string(data) != "x\n" {
 		t.Errorf("payload ran %q, want once", data)
+	}
+}
+
+// Each job gets exactly its own GPUs: concurrent jobs see disjoint devices in
+// CUDA_VISIBLE_DEVICES, and a GPU is given again only after its job ended.
+func TestGPUsAssignedExclusively(t *testing.T) {
+	e := newEnv(t, t.TempDir())
+	gpus := []wire.GPU{{Index: 0, UUID: "GPU-aaaa"}, {Index: 1, UUID: "GPU-bbbb"}, {Index: 2}}
+	e.pilot(pilot.Config{Name: "p1", Resources: wire.Resources{Cores: 8, MemoryBytes: 8 << 30, GPUs: gpus, Runtimes: []string{"process"}}})
+	out := t.TempDir()
+	// Each job holds its GPU for a while so that all three overlap.
+	id := e.submit(`command: ["/bin/sh", "-c", "echo $CUDA_VISIBLE_DEVICES $NVIDIA_VISIBLE_DEVICES $PANDO_GPUS > ` + out + `/$PANDO_JOB_INDEX; sleep 1"]
+jobs: 6
+resources: {cores: 1, gpus: 1}
+`)
+	if st := e.waitTask(id); st != "finished" {
+		t.Fatalf("task %s, want finished", st)
+	}
+	seen := map[string]int{}
+	for i := range 6 {
+		b, err := os.ReadFile(filepath.Join(out, strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := strings.Fields(string(b))
+		if len(f) != 3 || f[0] != f[1] || f[1] != f[2] {
+			t.Fatalf("job %d saw %q, want one device named three times", i, b)
+		}
+		seen[f[0]]++
+	}
+	if len(seen) != 3 || seen["GPU-aaaa"] != 2 || seen["GPU-bbbb"] != 2 || seen["2"] != 2 {
+		t.Fatalf("devices given %v, want each of GPU-aaaa, GPU-bbbb and 2 twice", seen)
 	}
 }

@@ -218,3 +218,18 @@ func TestStatsCountsReapedChildren(t *testing.T) {
 		t.Errorf("Stats after exit = %+v, %v; want CPU >= %v and no PIDs", final, err, st.CPUSeconds)
 	}
 }
+
+// A job given no GPUs is told it has none, even if Spec.Env says otherwise.
+func TestNoGPUsHidesAll(t *testing.T) {
+	var out strings.Builder
+	c := run(t, New(quiet()), containers.Spec{
+		Command: []string{"env"}, WorkDir: t.TempDir(), Stdout: &out,
+		Env: map[string]string{"CUDA_VISIBLE_DEVICES": "0"},
+	})
+	wait(t, c)
+	for _, kv := range []string{"CUDA_VISIBLE_DEVICES=\n", "NVIDIA_VISIBLE_DEVICES=void\n"} {
+		if !strings.Contains(out.String(), kv) {
+			t.Errorf("environment lacks %q:\n%s", kv, out.String())
+		}
+	}
+}
