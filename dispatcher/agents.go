@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"net"
 	"os"
 	"path/filepath"
@@ -126,7 +127,7 @@ func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
 		return
 	}
 	w := wire.NewWriter(ctrl)
-	r := wire.NewReader(ctrl, s.cfg.MaxFrame)
+	r := wire.NewReaderSize(ctrl, s.cfg.MaxFrame, 256) // a Want or Heartbeat now and then
 	ctrl.SetReadDeadline(time.Now().Add(helloTimeout))
 	hello, owner, code, why := s.readHello(ctx, r)
 	if code != 0 {
@@ -135,7 +136,7 @@ func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
 		return
 	}
 	ctrl.SetReadDeadline(time.Time{})
-	ss := &session{conn: conn, ctrl: ctrl, w: w, hello: hello, pool: s.streams, flushing: &s.flushWG,
+	ss := &session{conn: conn, ctrl: ctrl, w: w, hello: hello, pool: s.streams, flushing: &s.flushWG, srv: s,
 		held: true, log: log.With("agent", hello.Name, "id", hello.AgentID)}
 	ss.seen()
 	if why := s.register(ss, owner); why != "" {
@@ -143,6 +144,9 @@ func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
 		return
 	}
 	defer s.unregister(ss)
+	// Closed before serveAgent returns, so that nothing starts a goroutine
+	// for this session once the wait group may have reached zero.
+	defer ss.Close(wire.CloseNormal, "")
 	drop, err := s.broker.Connect(hello, ss)
 	if err != nil {
 		refuse(conn, w, wire.CloseProtocol, err.Error())
@@ -156,11 +160,13 @@ func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
 	}
 	ss.log.Info("agent connected", "kind", hello.Kind, "queue", hello.Queue, "cores", hello.Resources.Cores, "reattached", len(hello.Running)-len(drop))
 
-	s.agentsWG.Add(1)
-	go func() {
-		defer s.agentsWG.Done()
-		s.acceptJobStreams(ctx, ss)
-	}()
+	var held []wire.RunningJob
+	for _, rj := range hello.Running {
+		if !slices.Contains(drop, rj) {
+			held = append(held, rj)
+		}
+	}
+	s.expectStreams(ctx, ss, held)
 	s.readControl(ss, r)
 }
 
@@ -281,6 +287,52 @@ func (s *Server) endSession(ss *session, err error) {
 	}
 }
 
+// expectStreams notes job attempts whose streams the agent will open, and
+// starts the session's stream acceptor if none runs. The acceptor runs only
+// while a stream is expected, so that an idle agent costs one goroutine of
+// ours (its control reader) beside quic-go's own: at 100,000 agents a
+// parked goroutine per agent is several hundred MiB of stacks. A stream
+// that arrives while no acceptor runs waits in quic-go's accept queue.
+func (s *Server) expectStreams(ctx context.Context, ss *session, jobs []wire.RunningJob) {
+	if len(jobs) == 0 {
+		return
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.closed {
+		return
+	}
+	if ss.expect == nil {
+		ss.expect = make(map[wire.RunningJob]struct{}, len(jobs))
+	}
+	for _, j := range jobs {
+		ss.expect[j] = struct{}{}
+	}
+	if ss.stopAccept != nil {
+		return
+	}
+	actx, cancel := context.WithCancel(ctx)
+	ss.stopAccept = cancel
+	s.agentsWG.Add(1)
+	go func() {
+		defer s.agentsWG.Done()
+		s.acceptJobStreams(actx, ss)
+	}()
+}
+
+// settled notes that an attempt's stream has ended for good: its report
+// was acknowledged, or the attempt was refused as stale. The acceptor stops
+// when no stream is expected any more.
+func (s *Server) settled(ss *session, key wire.RunningJob) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.expect, key)
+	if len(ss.expect) == 0 && ss.stopAccept != nil {
+		ss.stopAccept()
+		ss.stopAccept, ss.expect = nil, nil
+	}
+}
+
 func (s *Server) acceptJobStreams(ctx context.Context, ss *session) {
 	for {
 		st, err := ss.conn.AcceptStream(ctx)
@@ -290,14 +342,16 @@ func (s *Server) acceptJobStreams(ctx context.Context, ss *session) {
 		s.agentsWG.Add(1)
 		s.streams.Go(func() {
 			defer s.agentsWG.Done()
-			s.serveJobStream(ctx, ss, st)
+			if key, ok := s.serveJobStream(s.ctx, ss, st); ok {
+				s.settled(ss, key)
+			}
 		})
 	}
 }
 
 // serveJobStream handles one job attempt's stream: phases, samples, logs
 // and the final report, acknowledged once durable.
-func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Stream) {
+func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Stream) (key wire.RunningJob, settled bool) {
 	defer st.Close()
 	// Stop reading on every way out, or the stream keeps counting against
 	// the connection's stream limit and the agent's writes pile up.
@@ -308,16 +362,17 @@ func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Strea
 	m, err := r.Read()
 	if err != nil {
 		st.CancelRead(quic.StreamErrorCode(wire.CloseProtocol))
-		return
+		return key, false
 	}
 	open, ok := m.(*wire.JobOpen)
 	if !ok {
 		_ = w.Write(&wire.Ack{Code: int(errcode.DispatcherStale), Message: "job stream must start with JobOpen"})
-		return
+		return key, false
 	}
+	key = wire.RunningJob{JobID: open.JobID, Attempt: open.Attempt}
 	if err := s.broker.Check(id, open.JobID, open.Attempt); err != nil {
 		_ = w.Write(&wire.Ack{Code: int(errcode.DispatcherStale), Message: err.Error()})
-		return
+		return key, true // the agent drops the attempt: no stream follows
 	}
 	logs := s.logs.open(open.JobID, open.Attempt)
 	defer logs.close()
@@ -327,14 +382,14 @@ func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Strea
 			if !errors.Is(err, io.EOF) {
 				ss.log.Debug("job stream ended", "job", open.JobID, "err", err)
 			}
-			return
+			return key, false
 		}
 		ss.seen()
 		switch m := m.(type) {
 		case *wire.JobState:
 			if err := s.broker.Phase(id, open.JobID, open.Attempt, m.Phase); err != nil {
 				_ = w.Write(&wire.Ack{Code: int(errcode.DispatcherStale), Message: err.Error()})
-				return
+				return key, false // the agent sends its report on a new stream, refused there
 			}
 		case *wire.Sample:
 			// Samples feed the pilot's own limits; the final report carries the totals.
@@ -344,10 +399,11 @@ func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Strea
 			}
 		case *wire.Report:
 			logs.close()
-			_ = w.Write(s.report(ctx, id, open, m))
-			return
+			ack := s.report(ctx, id, open, m)
+			err := w.Write(ack)
+			return key, err == nil && ack.Code >= 0 // else the agent resends
 		default:
-			return
+			return key, false
 		}
 	}
 }

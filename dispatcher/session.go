@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"sync"
@@ -29,17 +30,30 @@ type session struct {
 	log      *slog.Logger
 	pool     *workers.Pool
 	flushing *sync.WaitGroup
+	srv      *Server
 
 	mu      sync.Mutex
 	queue   []wire.Message
 	sending bool
 	held    bool // until Welcome is written: nothing may overtake it
 	closed  bool
+
+	// Job streams the agent is expected to open (see expectStreams).
+	expect     map[wire.RunningJob]struct{}
+	stopAccept context.CancelFunc // nil while no acceptor runs
 }
 
 // Send queues msgs for the agent. It fails only if the session is closed
 // or the agent has stopped reading.
 func (ss *session) Send(msgs []wire.Message) error {
+	var assigned []wire.RunningJob
+	for _, m := range msgs {
+		if a, ok := m.(*wire.Assign); ok {
+			assigned = append(assigned, wire.RunningJob{JobID: a.JobID, Attempt: a.Attempt})
+		}
+	}
+	// Before the Assign can reach the agent, so the acceptor is there for its stream.
+	ss.srv.expectStreams(ss.srv.ctx, ss, assigned)
 	ss.mu.Lock()
 	if ss.closed {
 		ss.mu.Unlock()

@@ -1,6 +1,17 @@
 package main
 
 import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/pando-wms/pando/dispatcher"
@@ -9,6 +20,7 @@ import (
 func newDispatcherCmd() *cobra.Command {
 	var cfg dispatcher.Config
 	var lf logFlags
+	var profAddr string
 	cmd := &cobra.Command{
 		Use:   "dispatcher",
 		Short: "Run the central dispatcher",
@@ -22,6 +34,13 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 				return err
 			}
 			cfg.Logger = log
+			if profAddr != "" {
+				stop, err := serveProfiles(cmd.Context(), profAddr, log)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			srv, err := dispatcher.New(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -39,6 +58,38 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 	f.DurationVar(&cfg.Grace, "grace", 0, "time a lost agent has to reconnect before its jobs are retried (default 30s)")
 	f.DurationVar(&cfg.RetryBackoff, "retry-backoff", 0, "delay before the first retry, doubling per attempt (default 1s; negative: none)")
 	f.DurationVar(&cfg.CommitTimeout, "commit-timeout", 0, "how long an API call waits for its change to be durable before answering 503 (default 30s)")
+	f.StringVar(&profAddr, "pprof", os.Getenv("PANDO_PPROF"), "serve Go's /debug/pprof on this loopback address, for profiling (env PANDO_PPROF)")
 	lf.add(cmd)
 	return cmd
+}
+
+// serveProfiles serves net/http/pprof on a loopback address of its own: the
+// profiles are unauthenticated, so they never share the API's listener.
+func serveProfiles(ctx context.Context, addr string, log *slog.Logger) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(cmp.Or(host, "0.0.0.0")); ip == nil || !ip.IsLoopback() {
+		return nil, fmt.Errorf("--pprof %q: profiles are served on a loopback address only", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--pprof: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("pprof server", "err", err)
+		}
+	}()
+	log.Info("profiles served", "addr", ln.Addr().String())
+	return func() { srv.Close(); <-done }, nil
 }

@@ -138,11 +138,16 @@ type Reader struct {
 
 // NewReader returns a Reader on r that refuses frames larger than max bytes
 // (MaxFrame if max <= 0).
-func NewReader(r io.Reader, max int) *Reader {
+func NewReader(r io.Reader, max int) *Reader { return NewReaderSize(r, max, 4096) }
+
+// NewReaderSize is NewReader with a read buffer of size bytes: small for
+// long-lived streams that carry few small frames, where a buffer per agent
+// adds up.
+func NewReaderSize(r io.Reader, max, size int) *Reader {
 	if max <= 0 {
 		max = MaxFrame
 	}
-	return &Reader{r: bufio.NewReaderSize(r, 4096), max: max}
+	return &Reader{r: bufio.NewReaderSize(r, size), max: max}
 }
 
 // Read returns the next message. io.EOF means the stream ended cleanly
