@@ -188,6 +188,8 @@ agent, heartbeat round trips, and agents it wrongly declared lost.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "%d agents (%d connected at the end, %d lost): dispatcher RSS %.0f MiB (%.0f MiB idle), %.1f KiB per agent; heartbeat p50 %.2f ms, p99 %.2f ms; connect %.1fs (%d redials)\n",
 				res.Agents, res.Connected, res.Lost, res.RSSMiB, res.RSSBaselineMiB, res.RSSPerAgentKiB,
 				res.HeartbeatP50ms, res.HeartbeatP99ms, res.ConnectSeconds, res.Redials)
+			fmt.Fprintf(cmd.OutOrStdout(), "after 3 forced collections, per agent: %.1f KiB RSS, %.1f KiB live heap, %.1f KiB stacks (%d goroutines)\n",
+				res.RSSAfterGCPerAgent, res.HeapLivePerAgentKiB, res.StackPerAgentKiB, res.Goroutines)
 			return nil
 		}),
 	}
@@ -195,6 +197,7 @@ agent, heartbeat round trips, and agents it wrongly declared lost.`,
 	f.IntVar(&cfg.Agents, "agents", 100000, "simulated agents (one QUIC connection each)")
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Minute, "steady state to hold after all connected")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 10*time.Second, "the dispatcher's heartbeat period")
+	f.StringArrayVar(&cfg.DispatcherArgs, "dispatcher-arg", nil, "extra flag for the dispatcher process, repeatable (e.g. --dispatcher-arg=--gc-percent=25)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }

@@ -10,17 +10,20 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pando-wms/pando/dispatcher"
+	"github.com/pando-wms/pando/dispatcher/task"
 )
 
 func newDispatcherCmd() *cobra.Command {
 	var cfg dispatcher.Config
 	var lf logFlags
-	var profAddr string
+	var profAddr, memLimit string
+	gcPercent := -2 // unset: GOGC or the runtime's default
 	cmd := &cobra.Command{
 		Use:   "dispatcher",
 		Short: "Run the central dispatcher",
@@ -34,6 +37,9 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 				return err
 			}
 			cfg.Logger = log
+			if err := tuneGC(memLimit, gcPercent, log); err != nil {
+				return err
+			}
 			if profAddr != "" {
 				stop, err := serveProfiles(cmd.Context(), profAddr, log)
 				if err != nil {
@@ -58,9 +64,32 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 	f.DurationVar(&cfg.Grace, "grace", 0, "time a lost agent has to reconnect before its jobs are retried (default 30s)")
 	f.DurationVar(&cfg.RetryBackoff, "retry-backoff", 0, "delay before the first retry, doubling per attempt (default 1s; negative: none)")
 	f.DurationVar(&cfg.CommitTimeout, "commit-timeout", 0, "how long an API call waits for its change to be durable before answering 503 (default 30s)")
+	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process (e.g. 6GiB); the garbage collector works harder near it (default: GOMEMLIMIT, else none)")
+	f.IntVar(&gcPercent, "gc-percent", gcPercent, "heap growth between collections in percent, like GOGC: lower holds many idle agents in less memory for more CPU")
 	f.StringVar(&profAddr, "pprof", os.Getenv("PANDO_PPROF"), "serve Go's /debug/pprof on this loopback address, for profiling (env PANDO_PPROF)")
 	lf.add(cmd)
 	return cmd
+}
+
+// tuneGC applies --memory-limit and --gc-percent. Holding 100,000 idle
+// agents is mostly long-lived heap and goroutine stacks, so the collector's
+// headroom above the live heap is the largest single lever on memory.
+func tuneGC(limit string, percent int, log *slog.Logger) error {
+	if limit != "" {
+		n, err := task.ParseSize(limit)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--memory-limit %q: want a size such as 6GiB", limit)
+		}
+		debug.SetMemoryLimit(n)
+		log.Info("memory limit set", "bytes", n)
+	}
+	if percent != -2 {
+		if percent < -1 {
+			return fmt.Errorf("--gc-percent %d: want a percentage, or -1 to collect only at the memory limit", percent)
+		}
+		debug.SetGCPercent(percent)
+	}
+	return nil
 }
 
 // serveProfiles serves net/http/pprof on a loopback address of its own: the

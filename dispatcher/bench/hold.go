@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +28,9 @@ type AgentsConfig struct {
 	Duration  time.Duration // steady state after the last agent connected
 	Heartbeat time.Duration // the dispatcher's heartbeat period
 	Binary    string        // the pando binary run as the dispatcher (default: this one)
-	Logger    *slog.Logger
+	// Extra dispatcher flags, e.g. --memory-limit 6GiB or --gc-percent 25.
+	DispatcherArgs []string
+	Logger         *slog.Logger
 }
 
 // AgentsResult reports the dispatcher's memory per connected agent; JSON
@@ -43,6 +47,14 @@ type AgentsResult struct {
 	ConnectSeconds  float64 `json:"connect_seconds"`
 	Redials         int64   `json:"redials"`
 	DispatcherFlags string  `json:"dispatcher_flags"`
+
+	// The floor under the steady state, read from the dispatcher's runtime
+	// after forcing three collections at the end: live heap, goroutine
+	// stacks, and RSS then, each per agent.
+	HeapLivePerAgentKiB float64 `json:"heap_live_per_agent_kib"`
+	StackPerAgentKiB    float64 `json:"stack_per_agent_kib"`
+	RSSAfterGCPerAgent  float64 `json:"rss_after_gc_per_agent_kib"`
+	Goroutines          int     `json:"goroutines"`
 }
 
 // Agents runs a dispatcher as a separate process (so its memory is its
@@ -110,7 +122,66 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 	res.RSSBaselineMiB, res.RSSMiB = float64(base)/(1<<20), float64(now)/(1<<20)
 	res.RSSPerAgentKiB = float64(now-base) / 1024 / float64(cfg.Agents)
 	res.Lost = r.lost.Load()
+	if err := d.floor(ctx, res, base); err != nil {
+		return nil, fmt.Errorf("bench: read the dispatcher's memory: %w", err)
+	}
 	return res, nil
+}
+
+// floor forces collections in the dispatcher through its pprof endpoint and
+// reads what is left: the memory the agents need, without the collector's
+// headroom or stacks not yet shrunk.
+func (d *dispatcherProc) floor(ctx context.Context, res *AgentsResult, base int64) error {
+	get := func(path string) (string, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.pprof+path, nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		return string(b), err
+	}
+	for range 3 {
+		if _, err := get("/debug/pprof/heap?gc=1"); err != nil {
+			return err
+		}
+	}
+	stats, err := get("/debug/pprof/heap?debug=1")
+	if err != nil {
+		return err
+	}
+	field := func(name string) float64 {
+		for _, line := range strings.Split(stats, "\n") {
+			if v, ok := strings.CutPrefix(line, "# "+name+" = "); ok {
+				n, _ := strconv.ParseFloat(strings.Fields(v)[0], 64)
+				return n
+			}
+		}
+		return 0
+	}
+	gr, err := get("/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return err
+	}
+	if _, v, ok := strings.Cut(gr, "total "); ok {
+		res.Goroutines, _ = strconv.Atoi(strings.Fields(v)[0])
+	}
+	now, err := rss(d.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	n := float64(res.Agents) * 1024
+	res.HeapLivePerAgentKiB = field("HeapAlloc") / n
+	res.StackPerAgentKiB = field("Stack") / n
+	res.RSSAfterGCPerAgent = float64(now-base) / n
+	return nil
 }
 
 type dispatcherProc struct {
@@ -118,6 +189,7 @@ type dispatcherProc struct {
 	args   []string
 	agents string
 	server string // API URL
+	pprof  string // the dispatcher's profiling address
 	token  string
 	tls    *tls.Config
 	api    *client.Client
@@ -160,9 +232,15 @@ func startDispatcherProcess(ctx context.Context, cfg AgentsConfig, dir string) (
 	if err != nil {
 		return nil, err
 	}
-	d := &dispatcherProc{agents: fmt.Sprintf("127.0.0.1:%d", ap)}
+	pp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	d := &dispatcherProc{agents: fmt.Sprintf("127.0.0.1:%d", ap), pprof: fmt.Sprintf("127.0.0.1:%d", pp)}
 	d.args = []string{"dispatcher", "--data", filepath.Join(dir, "data"), "--agents", d.agents,
-		"--http", fmt.Sprintf("127.0.0.1:%d", hp), "--heartbeat", cfg.Heartbeat.String(), "--log-level", "error"}
+		"--http", fmt.Sprintf("127.0.0.1:%d", hp), "--heartbeat", cfg.Heartbeat.String(), "--log-level", "error",
+		"--pprof", d.pprof}
+	d.args = append(d.args, cfg.DispatcherArgs...)
 	d.cmd = exec.CommandContext(ctx, cfg.Binary, d.args...)
 	d.cmd.Stderr = os.Stderr
 	if err := d.cmd.Start(); err != nil {
