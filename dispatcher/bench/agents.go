@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"maps"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,49 @@ type run struct {
 	rtt     latencies    // heartbeat round trips
 	lost    atomic.Int64 // connections closed by the dispatcher
 	ending  atomic.Bool  // the benchmark is closing its connections
+	whyMu   sync.Mutex
+	why     map[string]int // lost connections by reason
+	liveMu  sync.Mutex
+	live    []*simAgent // connected so far, in order: heartbeat walks it
+}
+
+func (r *run) connected(a *simAgent) {
+	r.liveMu.Lock()
+	r.live = append(r.live, a)
+	r.liveMu.Unlock()
+}
+
+func (r *run) agent(i int) *simAgent {
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	if i < len(r.live) {
+		return r.live[i]
+	}
+	return nil
+}
+
+// lose counts an agent's connection ended by anything but the benchmark.
+func (r *run) lose(err error) {
+	r.lost.Add(1)
+	why := err.Error()
+	if len(why) > 120 {
+		why = why[:120]
+	}
+	r.whyMu.Lock()
+	defer r.whyMu.Unlock()
+	if r.why == nil {
+		r.why = make(map[string]int)
+	}
+	if len(r.why) < 10 || r.why[why] > 0 {
+		r.why[why]++
+	}
+}
+
+// lostReasons is a copy of the reasons counted by lose.
+func (r *run) lostReasons() map[string]int {
+	r.whyMu.Lock()
+	defer r.whyMu.Unlock()
+	return maps.Clone(r.why)
 }
 
 // dialAgents connects n agents through one UDP socket, at most 256
@@ -71,6 +115,7 @@ func dialAgents(ctx context.Context, addr string, tlsConf *tls.Config, n int, r 
 					time.Sleep(time.Duration(50<<try) * time.Millisecond)
 				}
 				if agents[i], err = dialAgent(gctx, tr, raddr, tlsConf, fmt.Sprintf("bench-%05d", i), r); err == nil {
+					r.connected(agents[i])
 					return nil
 				}
 				r.refused.Add(1)
@@ -149,7 +194,7 @@ func (a *simAgent) serve(rd *wire.Reader) {
 		m, err := rd.Read()
 		if err != nil {
 			if !a.run.ending.Load() {
-				a.run.lost.Add(1)
+				a.run.lose(err)
 			}
 			return
 		}
@@ -204,11 +249,14 @@ func (a *simAgent) report(job int64, attempt int) error {
 // heartbeat keeps every agent alive, as pilots do, from one goroutine
 // (simulated agents must not cost a goroutine each beyond their reader),
 // spreading the agents evenly over the period as independent pilots are.
-func heartbeat(ctx context.Context, agents []*simAgent, every time.Duration) {
+// heartbeat sends each of n agents a Heartbeat every period, spread evenly
+// over it, from the moment it connected (as a pilot does), not once all are up:
+// at 100,000 agents connecting takes longer than the dispatcher's timeout.
+func heartbeat(ctx context.Context, r *run, n int, every time.Duration) {
 	const step = 10 * time.Millisecond
 	t := time.NewTicker(step)
 	defer t.Stop()
-	perStep := max(1, int(int64(len(agents))*int64(step)/int64(every)))
+	perStep := max(1, int(int64(n)*int64(step)/int64(every)))
 	var seq uint64
 	next := 0
 	for {
@@ -217,13 +265,17 @@ func heartbeat(ctx context.Context, agents []*simAgent, every time.Duration) {
 			return
 		case <-t.C:
 			for range perStep {
-				if next == len(agents) {
+				a := r.agent(next)
+				if a == nil {
 					next = 0
+					if a = r.agent(0); a == nil {
+						break
+					}
 				}
 				if next == 0 {
 					seq++
 				}
-				_ = agents[next].ctrl.Write(&wire.Heartbeat{Seq: seq, UnixNano: time.Now().UnixNano()})
+				_ = a.ctrl.Write(&wire.Heartbeat{Seq: seq, UnixNano: time.Now().UnixNano()})
 				next++
 			}
 		}

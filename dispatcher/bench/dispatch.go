@@ -77,6 +77,10 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 	defer stopPool()
 	r := &run{token: cfg.Token, slots: cfg.Slots, target: int64(cfg.Jobs), lat: &latencies{}, allDone: make(chan struct{}),
 		pool: workers.New(pctx, time.Second)}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); heartbeat(hbCtx, r, cfg.Agents, 5*time.Second) }()
+	defer func() { stopHB(); <-hbDone }()
 	t0 := time.Now()
 	agents, tr, err := dialAgents(ctx, cfg.Dispatcher, cfg.TLS, cfg.Agents, r)
 	if err != nil {
@@ -90,10 +94,6 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 			return nil, err
 		}
 	}
-	hbCtx, stopHB := context.WithCancel(ctx)
-	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); heartbeat(hbCtx, agents, 5*time.Second) }()
-	defer func() { stopHB(); <-hbDone }()
 	start := time.Now()
 	if err := submitAll(ctx, api, r, cfg); err != nil {
 		return nil, err

@@ -36,17 +36,18 @@ type AgentsConfig struct {
 // AgentsResult reports the dispatcher's memory per connected agent; JSON
 // keys are a contract.
 type AgentsResult struct {
-	Agents          int     `json:"agents"`
-	Connected       int     `json:"connected"` // as the dispatcher counts them at the end
-	RSSBaselineMiB  float64 `json:"rss_baseline_mib"`
-	RSSMiB          float64 `json:"rss_mib"`
-	RSSPerAgentKiB  float64 `json:"rss_per_agent_kib"` // (rss - baseline) / agents
-	HeartbeatP50ms  float64 `json:"heartbeat_p50_ms"`
-	HeartbeatP99ms  float64 `json:"heartbeat_p99_ms"`
-	Lost            int64   `json:"lost"` // agents the dispatcher disconnected
-	ConnectSeconds  float64 `json:"connect_seconds"`
-	Redials         int64   `json:"redials"`
-	DispatcherFlags string  `json:"dispatcher_flags"`
+	Agents          int            `json:"agents"`
+	Connected       int            `json:"connected"` // as the dispatcher counts them at the end
+	RSSBaselineMiB  float64        `json:"rss_baseline_mib"`
+	RSSMiB          float64        `json:"rss_mib"`
+	RSSPerAgentKiB  float64        `json:"rss_per_agent_kib"` // (rss - baseline) / agents
+	HeartbeatP50ms  float64        `json:"heartbeat_p50_ms"`
+	HeartbeatP99ms  float64        `json:"heartbeat_p99_ms"`
+	Lost            int64          `json:"lost"` // agents the dispatcher disconnected
+	LostReasons     map[string]int `json:"lost_reasons,omitempty"`
+	ConnectSeconds  float64        `json:"connect_seconds"`
+	Redials         int64          `json:"redials"`
+	DispatcherFlags string         `json:"dispatcher_flags"`
 
 	// The floor under the steady state, read from the dispatcher's runtime
 	// after forcing three collections at the end: live heap, goroutine
@@ -87,6 +88,10 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 	defer stopPool()
 	r := &run{token: d.token, slots: 0, target: -1, lat: &latencies{}, allDone: make(chan struct{}),
 		pool: workers.New(pctx, time.Second)}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); heartbeat(hbCtx, r, cfg.Agents, cfg.Heartbeat) }()
+	defer func() { stopHB(); <-hbDone }()
 	t0 := time.Now()
 	agents, tr, err := dialAgents(ctx, d.agents, d.tls, cfg.Agents, r)
 	if err != nil {
@@ -95,10 +100,6 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 	defer tr.Close()
 	defer closeAgents(r, agents)
 	res.ConnectSeconds, res.Redials = time.Since(t0).Seconds(), r.refused.Load()
-	hbCtx, stopHB := context.WithCancel(ctx)
-	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); heartbeat(hbCtx, agents, cfg.Heartbeat) }()
-	defer func() { stopHB(); <-hbDone }()
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
@@ -121,7 +122,7 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 	res.HeartbeatP50ms, res.HeartbeatP99ms = q[0], q[1]
 	res.RSSBaselineMiB, res.RSSMiB = float64(base)/(1<<20), float64(now)/(1<<20)
 	res.RSSPerAgentKiB = float64(now-base) / 1024 / float64(cfg.Agents)
-	res.Lost = r.lost.Load()
+	res.Lost, res.LostReasons = r.lost.Load(), r.lostReasons()
 	if err := d.floor(ctx, res, base); err != nil {
 		return nil, fmt.Errorf("bench: read the dispatcher's memory: %w", err)
 	}

@@ -134,6 +134,10 @@ func newOpenEnv(ctx context.Context, cfg *DispatchConfig, agents int) (*openEnv,
 	e.stops = append(e.stops, stopPool)
 	e.r = &run{token: cfg.Token, slots: 1, target: -1, lat: &latencies{}, allDone: make(chan struct{}),
 		pool: workers.New(pctx, time.Second)}
+	hbCtx, stopHB := context.WithCancel(ctx)
+	hbDone := make(chan struct{})
+	go func() { defer close(hbDone); heartbeat(hbCtx, e.r, agents, 5*time.Second) }()
+	e.stops = append(e.stops, func() { stopHB(); <-hbDone })
 	list, tr, err := dialAgents(ctx, cfg.Dispatcher, cfg.TLS, agents, e.r)
 	if err != nil {
 		return nil, err
@@ -144,10 +148,6 @@ func newOpenEnv(ctx context.Context, cfg *DispatchConfig, agents int) (*openEnv,
 			return nil, err
 		}
 	}
-	hbCtx, stopHB := context.WithCancel(ctx)
-	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); heartbeat(hbCtx, list, 5*time.Second) }()
-	e.stops = append(e.stops, func() { stopHB(); <-hbDone })
 	ok = true
 	return e, nil
 }
