@@ -249,14 +249,13 @@ func (a *simAgent) report(job int64, attempt int) error {
 // heartbeat keeps every agent alive, as pilots do, from one goroutine
 // (simulated agents must not cost a goroutine each beyond their reader),
 // spreading the agents evenly over the period as independent pilots are.
-// heartbeat sends each of n agents a Heartbeat every period, spread evenly
+// heartbeat sends each connected agent a Heartbeat every period, spread evenly
 // over it, from the moment it connected (as a pilot does), not once all are up:
 // at 100,000 agents connecting takes longer than the dispatcher's timeout.
-func heartbeat(ctx context.Context, r *run, n int, every time.Duration) {
+func heartbeat(ctx context.Context, r *run, every time.Duration) {
 	const step = 10 * time.Millisecond
 	t := time.NewTicker(step)
 	defer t.Stop()
-	perStep := max(1, int(int64(n)*int64(step)/int64(every)))
 	var seq uint64
 	next := 0
 	for {
@@ -264,6 +263,11 @@ func heartbeat(ctx context.Context, r *run, n int, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			r.liveMu.Lock()
+			live := len(r.live)
+			r.liveMu.Unlock()
+			// Each connected agent once per period, however many are up yet.
+			perStep := max(1, int(int64(live)*int64(step)/int64(every)))
 			for range perStep {
 				a := r.agent(next)
 				if a == nil {

@@ -79,7 +79,7 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 		pool: workers.New(pctx, time.Second)}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); heartbeat(hbCtx, r, cfg.Agents, 5*time.Second) }()
+	go func() { defer close(hbDone); heartbeat(hbCtx, r, 5*time.Second) }()
 	defer func() { stopHB(); <-hbDone }()
 	t0 := time.Now()
 	agents, tr, err := dialAgents(ctx, cfg.Dispatcher, cfg.TLS, cfg.Agents, r)

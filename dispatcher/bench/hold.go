@@ -90,7 +90,7 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 		pool: workers.New(pctx, time.Second)}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); heartbeat(hbCtx, r, cfg.Agents, cfg.Heartbeat) }()
+	go func() { defer close(hbDone); heartbeat(hbCtx, r, cfg.Heartbeat) }()
 	defer func() { stopHB(); <-hbDone }()
 	t0 := time.Now()
 	agents, tr, err := dialAgents(ctx, d.agents, d.tls, cfg.Agents, r)
@@ -100,6 +100,7 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 	defer tr.Close()
 	defer closeAgents(r, agents)
 	res.ConnectSeconds, res.Redials = time.Since(t0).Seconds(), r.refused.Load()
+	r.rtt.reset() // round trips in the steady state only, not during the connection storm
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()

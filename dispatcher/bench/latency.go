@@ -18,6 +18,13 @@ func (l *latencies) add(d time.Duration) {
 	l.mu.Unlock()
 }
 
+// reset forgets what was collected so far (say, while agents were still connecting).
+func (l *latencies) reset() {
+	l.mu.Lock()
+	l.d = nil
+	l.mu.Unlock()
+}
+
 // quantile returns the q-quantile in milliseconds.
 func (l *latencies) quantiles(qs ...float64) []float64 {
 	l.mu.Lock()

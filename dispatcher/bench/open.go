@@ -136,7 +136,7 @@ func newOpenEnv(ctx context.Context, cfg *DispatchConfig, agents int) (*openEnv,
 		pool: workers.New(pctx, time.Second)}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
-	go func() { defer close(hbDone); heartbeat(hbCtx, e.r, agents, 5*time.Second) }()
+	go func() { defer close(hbDone); heartbeat(hbCtx, e.r, 5*time.Second) }()
 	e.stops = append(e.stops, func() { stopHB(); <-hbDone })
 	list, tr, err := dialAgents(ctx, cfg.Dispatcher, cfg.TLS, agents, e.r)
 	if err != nil {
