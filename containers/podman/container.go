@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+		"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -27,7 +24,7 @@ type container struct {
 	started bool
 	removed bool
 	killed  bool   // we sent SIGKILL: an exit of 137 is ours, not the kernel's
-	cgroup  string // the container's cgroup path, read at start (for OOM)
+	oom     *oomWatch
 	lastCPU uint64 // ns, at the last Stats call
 	lastAt  time.Time
 
@@ -73,9 +70,11 @@ func (c *container) Start(ctx context.Context) error {
 		return classify(err, "start")
 	}
 	c.started = true
+	cgroup := ""
 	if data, err := containers.Inspect(c.rt.call(ctx), c.id, nil); err == nil && data.State != nil {
-		c.cgroup = data.State.CgroupPath
+		cgroup = data.State.CgroupPath
 	}
+	c.oom = watchOOM(cgroup)
 	go c.await()
 	return nil
 }
@@ -85,8 +84,9 @@ func (c *container) await() {
 	defer close(c.waited)
 	ctx := c.rt.call(context.Background())
 	code, err := containers.Wait(ctx, c.id, &containers.WaitOptions{Conditions: []string{"exited", "stopped"}})
-	oom := err == nil && code == 137 && c.oomKilled()
 	<-c.outDone
+	oom := err == nil && code == 137 && c.oom.oom()
+	c.oom.stop()
 	if err != nil {
 		c.waitErr = classify(err, "wait")
 		return
@@ -96,42 +96,6 @@ func (c *container) await() {
 		// The shell's convention, which podman follows: 128+N is death by signal N.
 		c.exit.Signal = unix.SignalName(syscall.Signal(code - 128))
 	}
-}
-
-// oomKilled reads the memory cgroup's counters: podman's own OOMKilled flag
-// is not set on these hosts (cgroups v1), the kernel's counters are.
-func (c *container) oomKilled() bool {
-	c.mu.Lock()
-	cg, killed := c.cgroup, c.killed
-	c.mu.Unlock()
-	if cg == "" || killed && c.spec.Limits.MemoryBytes == 0 {
-		return false
-	}
-	// cgroups v2: memory.events counts oom_kill.
-	if b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", cg, "memory.events")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
-				n, _ := strconv.Atoi(v)
-				return n > 0
-			}
-		}
-	}
-	// cgroups v1: oom_kill in memory.oom_control, else the limit's fail count.
-	base := filepath.Join("/sys/fs/cgroup/memory", cg)
-	if b, err := os.ReadFile(filepath.Join(base, "memory.oom_control")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
-				if n, _ := strconv.Atoi(v); n > 0 {
-					return true
-				}
-			}
-		}
-	}
-	if b, err := os.ReadFile(filepath.Join(base, "memory.failcnt")); err == nil {
-		n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		return n > 0 && !killed
-	}
-	return false
 }
 
 func (c *container) Wait(ctx context.Context) (pc.Exit, error) {

@@ -2,12 +2,15 @@ package podman
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,4 +90,107 @@ func TestSpecIsolation(t *testing.T) {
 	if g, _ = generate(s, "img"); g.NetNS.NSMode == "none" {
 		t.Error("network asked for but none given")
 	}
+}
+
+// run creates and starts one container, waits for it and returns its exit and output.
+func run(t *testing.T, rt *Runtime, s containers.Spec) (containers.Exit, string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out strings.Builder
+	if s.Name == "" {
+		s.Name = fmt.Sprintf("pando-test-%d", time.Now().UnixNano())
+	}
+	if s.WorkDir == "" {
+		s.WorkDir = t.TempDir()
+	}
+	if s.Image == "" {
+		s.Image = testImage
+	}
+	s.Stdout, s.Stderr = &out, &out
+	c, err := rt.Create(ctx, s)
+	if err != nil {
+		return containers.Exit{}, "", err
+	}
+	defer c.Remove(context.Background())
+	if err := c.Start(ctx); err != nil {
+		return containers.Exit{}, "", err
+	}
+	e, err := c.Wait(ctx)
+	return e, out.String(), err
+}
+
+// The podman-only behaviour: OOM detection, image archives and missing
+// images, no network and nothing of the host beyond the work directory.
+func TestPodman(t *testing.T) {
+	rt := podmanRuntime(t)
+	sh := func(script string) []string { return []string{"/bin/sh", "-c", script} }
+
+	t.Run("OOM", func(t *testing.T) {
+		e, out, err := run(t, rt, containers.Spec{Command: sh(`x=$(head -c 200000000 /dev/zero | tr '\0' a); echo survived`),
+			Limits: containers.Limits{MemoryBytes: 32 << 20}})
+		if err != nil || !e.OOM || e.Code != 137 {
+			t.Fatalf("exit %+v, err %v, output %q: want 137 with OOM", e, err, out)
+		}
+	})
+	t.Run("LimitNotOOM", func(t *testing.T) {
+		e, _, err := run(t, rt, containers.Spec{Command: sh(`exit 3`), Limits: containers.Limits{MemoryBytes: 32 << 20, PIDs: 50, Cores: 1}})
+		if err != nil || e != (containers.Exit{Code: 3}) {
+			t.Fatalf("exit %+v, err %v: want plain exit 3", e, err)
+		}
+	})
+	t.Run("NoNetwork", func(t *testing.T) {
+		_, out, err := run(t, rt, containers.Spec{Command: sh(`ls /sys/class/net`)})
+		if err != nil || strings.TrimSpace(out) != "lo" {
+			t.Fatalf("interfaces %q (err %v), want only lo", out, err)
+		}
+	})
+	t.Run("HostHidden", func(t *testing.T) {
+		secret := filepath.Join(t.TempDir(), "pilot.token")
+		if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		wd := t.TempDir()
+		e, out, err := run(t, rt, containers.Spec{WorkDir: wd, Command: sh(`echo ok > ` + wd + `/out; cat ` + secret)})
+		if err != nil || e.Code == 0 || strings.Contains(out, "s3cret") {
+			t.Fatalf("exit %+v, err %v, output %q: the host's file must not be readable", e, err, out)
+		}
+		if b, _ := os.ReadFile(filepath.Join(wd, "out")); string(b) != "ok\n" {
+			t.Fatalf("work directory not writable: %q", b)
+		}
+	})
+	t.Run("ReadOnlyMount", func(t *testing.T) {
+		in := t.TempDir()
+		if err := os.WriteFile(filepath.Join(in, "f"), []byte("data"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, out, err := run(t, rt, containers.Spec{Mounts: []containers.Mount{{Source: in, Target: in, ReadOnly: true}},
+			Command: sh(`cat ` + in + `/f; echo x > ` + in + `/g && echo WRITABLE`)})
+		if err != nil || !strings.HasPrefix(out, "data") || strings.Contains(out, "WRITABLE") {
+			t.Fatalf("output %q (err %v): want the input readable and not writable", out, err)
+		}
+	})
+	t.Run("MissingImage", func(t *testing.T) {
+		_, _, err := run(t, rt, containers.Spec{Image: "localhost/pando-no-such-image:1", Command: sh("true")})
+		if !errors.Is(err, ErrImageNotFound) {
+			t.Fatalf("err %v, want ErrImageNotFound", err)
+		}
+		_, _, err = run(t, rt, containers.Spec{Image: "oci-archive:/nonexistent/img.tar", Command: sh("true")})
+		if !errors.Is(err, ErrImageNotFound) {
+			t.Fatalf("archive: err %v, want ErrImageNotFound", err)
+		}
+	})
+	t.Run("Archive", func(t *testing.T) {
+		tar := filepath.Join(t.TempDir(), "img.tar")
+		_, file, _, _ := runtime.Caller(0)
+		if out, err := exec.Command("sh", filepath.Join(filepath.Dir(file), "..", "..", "test", "images", "busybox.sh"), tar).CombinedOutput(); err != nil {
+			t.Fatalf("save archive: %v\n%s", err, out)
+		}
+		for range 2 { // the second run reuses the loaded image
+			e, out, err := run(t, rt, containers.Spec{Image: "oci-archive:" + tar, Command: sh(`cat /etc/os-release`)})
+			if err != nil || e.Code != 0 || !strings.Contains(out, "Pando test busybox") {
+				t.Fatalf("exit %+v, err %v, output %q", e, err, out)
+			}
+		}
+	})
 }

@@ -182,8 +182,7 @@ func classify(err error, what string) error {
 		prefix = what + ": "
 	}
 	switch {
-	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such file or directory") && strings.Contains(msg, "dial unix") ||
-		strings.Contains(msg, "unable to connect to Podman socket"):
+	case strings.Contains(msg, "dial unix") || strings.Contains(msg, "unable to connect to Podman socket"):
 		return fmt.Errorf("%w: %s%v", ErrUnavailable, prefix, err)
 	case strings.Contains(msg, "name is in use") || strings.Contains(msg, "already in use"):
 		return fmt.Errorf("%w: %s%v", pc.ErrNameInUse, prefix, err)
