@@ -5,8 +5,10 @@ TAGS    ?= remote exclude_graphdriver_btrfs exclude_graphdriver_devicemapper con
 GOFLAGS_TAGS = -tags "$(TAGS)"
 BIN     := bin/pando
 PKGS    := ./...
+# Podman settings these hosts need (ulimits, runc); see test/containers.conf.
+export CONTAINERS_CONF ?= $(CURDIR)/test/containers.conf
 
-.PHONY: build test demo bench fuzz vet soak clean
+.PHONY: build test deps demo bench fuzz vet soak clean
 
 build: $(BIN)
 
@@ -20,9 +22,13 @@ vet:
 
 # Unit tests beside the code, then the end-to-end tests in test/ against the
 # real binary (real processes over loopback QUIC).
-test: build vet
+test: deps build vet
 	$(GO) test $(GOFLAGS_TAGS) -race -timeout 15m $$($(GO) list ./... | grep -v /test$$)
 	PANDO_BIN=$(CURDIR)/$(BIN) $(GO) test $(GOFLAGS_TAGS) -timeout 15m -count=1 ./test/
+
+# Podman, runc and busybox-static for the container tests (apt-get, as root).
+deps:
+	sh test/deps.sh
 
 # Long variants of the fault tests (e.g. 20,000 jobs through 5 dispatcher crashes).
 soak: build

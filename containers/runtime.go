@@ -32,6 +32,10 @@ var (
 	ErrAlreadyStarted = errors.New("containers: already started")
 	// ErrRemoved: Start after Remove.
 	ErrRemoved = errors.New("containers: removed")
+	// ErrImageNotFound: the image is not present, could not be pulled, or its archive is missing or bad.
+	ErrImageNotFound = errors.New("containers: image not found")
+	// ErrUnavailable: the runtime itself cannot be reached (its service is down).
+	ErrUnavailable = errors.New("containers: runtime not available")
 )
 
 // Mount makes a host path visible to the payload.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pando-wms/pando/containers"
 	"github.com/pando-wms/pando/dispatcher/errcode"
+	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/dispatcher/wire"
 )
 
@@ -185,17 +186,27 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 		Command: j.a.Command,
 		Env:     p.env(j),
 		WorkDir: j.dir,
+		Network: j.a.Network,
 		GPUs:    p.gpuIDs(j.gpus),
 		Limits:  containers.Limits{Cores: j.a.Resources.Cores, MemoryBytes: j.a.Resources.MemoryBytes},
 		Stdout:  &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stdout},
 		Stderr:  &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stderr},
 	}
-	c, err := p.cfg.Runtime.Create(ctx, spec)
+	rt := p.cfg.Runtime
+	if j.a.Image != "" {
+		if rt = p.cfg.Containers; rt == nil {
+			return failWith(errcode.PilotNoRuntime, errors.New("the job names an image and this pilot has no container runtime"))
+		}
+	}
+	c, err := rt.Create(ctx, spec)
 	if code, text := j.killed(); code != 0 && err != nil {
 		return failWith(code, errors.New(text)) // the kill explains the failure
 	}
 	if err != nil {
-		if errors.Is(err, containers.ErrUnsupported) {
+		switch {
+		case errors.Is(err, containers.ErrImageNotFound):
+			return failWith(errcode.PayloadImage, err)
+		case errors.Is(err, containers.ErrUnsupported), errors.Is(err, containers.ErrUnavailable):
 			return failWith(errcode.PilotNoRuntime, err)
 		}
 		return failWith(errcode.PilotStartFailed, err)
@@ -234,19 +245,19 @@ func (p *Pilot) supervise(ctx context.Context, j *job, c containers.Container, r
 	}
 	sctx, stopSampling := context.WithCancel(ctx)
 	var sampled sync.WaitGroup
-	var maxRSS int64
+	var last containers.Stats
 	sampled.Add(1)
 	go func() {
 		defer sampled.Done()
-		maxRSS = p.sample(sctx, j, c)
+		last = p.sample(sctx, j, c)
 	}()
 	exit, err := c.Wait(context.Background())
-	stats, _ := c.Stats(context.Background())
+	stats, _ := c.Stats(context.Background()) // a container runtime may know nothing once it ended
 	stopSampling()
 	sampled.Wait()
 	rep.ExitCode = exit.Code
-	rep.CPUSeconds = stats.CPUSeconds
-	rep.MaxRSSBytes = max(maxRSS, stats.RSSBytes)
+	rep.CPUSeconds = max(last.CPUSeconds, stats.CPUSeconds)
+	rep.MaxRSSBytes = max(last.RSSBytes, stats.RSSBytes)
 	j.mu.Lock()
 	code, text := j.killCode, j.killText
 	j.mu.Unlock()
@@ -255,6 +266,8 @@ func (p *Pilot) supervise(ctx context.Context, j *job, c containers.Container, r
 		rep.ErrorCode, rep.Error = int(errcode.PilotLostReport), err.Error()
 	case code != 0:
 		rep.ErrorCode, rep.Error = int(code), text
+	case exit.OOM:
+		rep.ErrorCode, rep.Error = int(errcode.PayloadOOM), fmt.Sprintf("out of memory: killed at its limit of %s", task.FormatSize(j.a.Resources.MemoryBytes))
 	case exit.Signal != "":
 		rep.ErrorCode, rep.Error = int(errcode.PayloadSignal), "killed by "+exit.Signal
 	case exit.Code != 0:
@@ -263,11 +276,12 @@ func (p *Pilot) supervise(ctx context.Context, j *job, c containers.Container, r
 	return rep
 }
 
-// sample reports the payload's usage periodically; it returns the peak RSS.
-func (p *Pilot) sample(ctx context.Context, j *job, c containers.Container) int64 {
+// sample reports the payload's usage periodically; it returns the peak RSS
+// and the last CPU time seen.
+func (p *Pilot) sample(ctx context.Context, j *job, c containers.Container) containers.Stats {
 	t := time.NewTicker(p.cfg.SampleEvery)
 	defer t.Stop()
-	var peak int64
+	var peak containers.Stats
 	for {
 		select {
 		case <-ctx.Done():
@@ -277,7 +291,8 @@ func (p *Pilot) sample(ctx context.Context, j *job, c containers.Container) int6
 			if err != nil {
 				continue
 			}
-			peak = max(peak, st.RSSBytes)
+			peak.RSSBytes = max(peak.RSSBytes, st.RSSBytes)
+			peak.CPUSeconds = max(peak.CPUSeconds, st.CPUSeconds)
 			p.emit(ctx, j, &wire.Sample{UnixNano: time.Now().UnixNano(), CPUPercent: st.CPUPercent, RSSBytes: st.RSSBytes})
 		}
 	}

@@ -34,7 +34,8 @@ type Config struct {
 	Resources  wire.Resources // probed, with --cores/--memory applied
 	Walltime   time.Duration  // 0: no limit
 	WorkDir    string         // parent of the jobs' work directories
-	Runtime    containers.Runtime
+	Runtime    containers.Runtime // for jobs without an image
+	Containers containers.Runtime // for jobs with an image; nil: none here
 	// SampleEvery is the payload resource sampling period (default 5s).
 	SampleEvery time.Duration
 	// KeepWorkDirs keeps job directories after their report is delivered.

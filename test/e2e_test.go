@@ -118,7 +118,7 @@ func TestPilotBadToken(t *testing.T) {
 	c := newCluster(t)
 	bad := c.dir + "/bad.token"
 	writeFile(t, bad, "pando_not-a-real-token\n")
-	p := start(t, "bad-pilot", "pilot", "--dispatcher", c.agents, "--token-file", bad, "--ca-file", c.caFile)
+	p := start(t, "bad-pilot", "pilot", "--dispatcher", c.agents, "--token-file", bad, "--ca-file", c.caFile, "--containers", "none")
 	if !p.exited(30 * time.Second) {
 		t.Fatal("pilot with a bad token kept running")
 	}

@@ -105,6 +105,6 @@ func (c *cluster) pilotAs(tokenFile string, env []string, args ...string) *proc 
 	c.pilots++
 	name := fmt.Sprintf("pilot-%d", c.pilots)
 	a := append([]string{"pilot", "--dispatcher", c.agents, "--token-file", tokenFile, "--ca-file", c.caFile,
-		"--name", name, "--workdir", filepath.Join(c.dir, name)}, args...)
+		"--name", name, "--workdir", filepath.Join(c.dir, name), "--containers", "none"}, args...)
 	return startEnv(c.t, name, env, a...)
 }

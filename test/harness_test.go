@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -184,13 +185,18 @@ func (c *cluster) startDispatcher() {
 }
 
 // startPilot starts a pilot with the admin token (it has agent rights).
+// Without a --containers flag it runs no container runtime: a podman
+// service per pilot would only slow the tests that do not use one.
 func (c *cluster) startPilot(args ...string) *proc {
 	c.t.Helper()
 	c.pilots++
 	name := fmt.Sprintf("pilot-%d", c.pilots)
-	a := append([]string{"pilot", "--dispatcher", c.agents, "--token-file", c.tokenFile, "--ca-file", c.caFile,
-		"--name", name, "--workdir", filepath.Join(c.dir, name)}, args...)
-	return start(c.t, name, a...)
+	a := []string{"pilot", "--dispatcher", c.agents, "--token-file", c.tokenFile, "--ca-file", c.caFile,
+		"--name", name, "--workdir", filepath.Join(c.dir, name)}
+	if !slices.ContainsFunc(args, func(s string) bool { return strings.HasPrefix(s, "--containers") }) {
+		a = append(a, "--containers", "none")
+	}
+	return start(c.t, name, append(a, args...)...)
 }
 
 // pandoRaw runs a CLI command as admin and returns stdout, stderr and the

@@ -57,7 +57,7 @@ func TestNetworkCutReattaches(t *testing.T) {
 		"--grace", "10s", "--retry-backoff", "-1s")
 	marker := filepath.Join(c.dir, "ran")
 	p := startCmd(t, "pilot-in-netns", "ip", "netns", "exec", n.name, bin(t), "pilot", "--dispatcher", c.agents,
-		"--token-file", c.tokenFile, "--ca-file", c.caFile, "--name", "node-1", "--workdir", filepath.Join(c.dir, "node-1"))
+		"--token-file", c.tokenFile, "--ca-file", c.caFile, "--name", "node-1", "--workdir", filepath.Join(c.dir, "node-1"), "--containers", "none")
 	id := c.submit(fmt.Sprintf("name: cut\ncommand: [\"/bin/sh\", \"-c\", \"sleep 6; echo x >> %s\"]\n", marker))
 	j := c.waitState(c.jobs(id)[0].ID, "running", 30*time.Second)
 	ipCmd(t, "link", "set", n.hostIf, "down")

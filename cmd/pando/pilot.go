@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/pando-wms/pando/containers"
+	"github.com/pando-wms/pando/containers/podman"
 	"github.com/pando-wms/pando/containers/process"
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/task"
@@ -21,6 +26,7 @@ func newPilotCmd() *cobra.Command {
 		cfg                    pilot.Config
 		tokenFile, caFile, pin string
 		memory                 string
+		ctrMode, podmanSocket  string
 		cores                  int
 		lf                     logFlags
 	)
@@ -62,8 +68,17 @@ func newPilotCmd() *cobra.Command {
 					return fmt.Errorf("--memory: %w", err)
 				}
 			}
-			cfg.Resources = res
 			cfg.Runtime = process.New(log.With("component", "process"))
+			ctr, stop, err := containerRuntime(cmd.Context(), ctrMode, podmanSocket, log)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			if ctr != nil {
+				cfg.Containers = ctr
+				res.Runtimes = append(res.Runtimes, ctr.Name())
+			}
+			cfg.Resources = res
 			p, err := pilot.New(cfg)
 			if err != nil {
 				return err
@@ -83,8 +98,56 @@ func newPilotCmd() *cobra.Command {
 	f.DurationVar(&cfg.Walltime, "walltime", 0, "stop taking work and exit after this long (default: no limit)")
 	f.StringVar(&cfg.WorkDir, "workdir", "", "directory for job work directories (default: a new one in $TMPDIR)")
 	f.BoolVar(&cfg.KeepWorkDirs, "keep-workdirs", false, "keep job work directories after their report")
+	f.StringVar(&ctrMode, "containers", "auto", "container runtime for jobs with an image: auto (podman if installed), podman (required), none")
+	f.StringVar(&podmanSocket, "podman-socket", "", "podman API socket to use (default: start a private `podman system service`)")
 	lf.add(cmd)
 	return cmd
+}
+
+// containerRuntime prepares the runtime for jobs that name an image: the
+// podman service at socket, or one started for this pilot and stopped
+// with it. In auto mode a node without podman runs image-less jobs only
+// (and says so); the dispatcher sends it no others.
+func containerRuntime(ctx context.Context, mode, socket string, log *slog.Logger) (containers.Runtime, func(), error) {
+	nop := func() {}
+	switch mode {
+	case "none":
+		return nil, nop, nil
+	case "auto", "podman":
+	default:
+		return nil, nop, fmt.Errorf("--containers %q: want auto, podman or none", mode)
+	}
+	plog := log.With("component", "podman")
+	fail := func(err error) (containers.Runtime, func(), error) {
+		if mode == "podman" {
+			return nil, nop, err
+		}
+		log.Warn("no container runtime: jobs with an image will not come here", "err", err)
+		return nil, nop, nil
+	}
+	stop := nop
+	if socket == "" {
+		if _, err := exec.LookPath("podman"); err != nil && mode == "auto" {
+			log.Info("podman not installed: jobs with an image will not come here")
+			return nil, nop, nil
+		}
+		dir, err := os.MkdirTemp("", "pando-podman-")
+		if err != nil {
+			return fail(err)
+		}
+		svc, err := podman.StartService(ctx, dir, plog)
+		if err != nil {
+			os.RemoveAll(dir)
+			return fail(err)
+		}
+		socket, stop = svc.Socket, func() { svc.Stop(); os.RemoveAll(dir) }
+	}
+	rt, err := podman.New(ctx, socket, plog)
+	if err != nil {
+		stop()
+		return fail(err)
+	}
+	return rt, stop, nil
 }
 
 // agentToken reads the agent's token file, or PANDO_TOKEN when no file is

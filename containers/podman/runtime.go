@@ -23,12 +23,10 @@ import (
 	pc "github.com/pando-wms/pando/containers"
 )
 
-// Error kinds of this runtime, beside those of package containers.
+// The error kinds of package containers that only this runtime returns.
 var (
-	// ErrImageNotFound: the image is not present, could not be pulled, or its archive is missing or bad.
-	ErrImageNotFound = errors.New("podman: image not found")
-	// ErrUnavailable: the podman service cannot be reached.
-	ErrUnavailable = errors.New("podman: runtime not available")
+	ErrImageNotFound = pc.ErrImageNotFound
+	ErrUnavailable   = pc.ErrUnavailable
 )
 
 // pullTimeout bounds a pull from a registry: sites without one fail fast enough.

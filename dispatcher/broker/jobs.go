@@ -29,6 +29,7 @@ type taskState struct {
 	command     []string
 	env         map[string]string
 	image       string
+	network     bool
 	created     time.Time
 
 	live    int         // jobs not in a final state
@@ -78,7 +79,7 @@ func newTaskState(t store.Task, spec *task.Spec) *taskState {
 	return &taskState{
 		id: t.ID, owner: t.Owner, queue: t.Queue, priority: t.Priority,
 		maxAttempts: t.MaxAttempts, command: spec.Command, env: spec.Env,
-		image: spec.Image, created: t.Created,
+		image: spec.Image, network: spec.Network, created: t.Created,
 		res: wire.JobResources{
 			Cores: spec.Resources.Cores, MemoryBytes: spec.Resources.MemoryBytes,
 			WalltimeSecs: int64(spec.Resources.Walltime / time.Second),
@@ -193,7 +194,7 @@ func (b *Broker) assign(j *jobState, a *agentState) *wire.Assign {
 	t := j.task
 	return &wire.Assign{
 		JobID: j.id, TaskID: t.id, Index: j.index, Attempt: j.attempt,
-		Command: t.command, Env: t.env, Image: t.image, Resources: t.res,
+		Command: t.command, Env: t.env, Image: t.image, Network: t.network, Resources: t.res,
 		SubmitUnixNano: t.created.UnixNano(),
 	}
 }

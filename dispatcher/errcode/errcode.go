@@ -37,6 +37,8 @@ const (
 	PayloadSignal   Code = 2002 // killed by a signal it did not ask for
 	PayloadWalltime Code = 2003 // ran past its walltime and was killed
 	PayloadNotFound Code = 2004 // the command does not exist or is not executable
+	PayloadOOM      Code = 2005 // killed for exceeding its memory limit
+	PayloadImage    Code = 2006 // its container image is missing and could not be pulled or loaded
 
 	// Dispatcher: decisions taken centrally.
 	DispatcherKilled    Code = 3001 // killed by a user or operator
@@ -63,6 +65,8 @@ var table = map[Code]entry{
 	PayloadSignal:       {"payload_signal", ClassPayload, true, "the payload was killed by a signal"},
 	PayloadWalltime:     {"payload_walltime", ClassPayload, false, "the payload ran past its walltime"},
 	PayloadNotFound:     {"payload_not_found", ClassPayload, false, "the payload command was not found"},
+	PayloadOOM:          {"payload_oom", ClassPayload, false, "the payload exceeded its memory limit"},
+	PayloadImage:        {"image_not_found", ClassPayload, true, "the container image could not be found, pulled or loaded"},
 	DispatcherKilled:    {"killed", ClassDispatcher, false, "killed by request"},
 	DispatcherAgentLost: {"agent_lost", ClassDispatcher, true, "the agent running the job was lost"},
 	DispatcherStale:     {"stale_attempt", ClassDispatcher, false, "the attempt is no longer current"},

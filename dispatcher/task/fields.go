@@ -26,6 +26,7 @@ func (r *rawSpec) spec() (*Spec, error) {
 	d.str("name", &r.Name, &s.Name)
 	d.command(&r.Command, &s.Command)
 	d.str("image", &r.Image, &s.Image)
+	d.bool("network", &r.Network, &s.Network)
 	d.env(&r.Env, &s.Env)
 	d.int("jobs", &r.Jobs, &s.Jobs)
 	rr, res := &r.Resources, &s.Resources
@@ -73,6 +74,21 @@ func (d *decoder) scalar(field string, n *yaml.Node) (v string, ok bool) {
 func (d *decoder) str(field string, n *yaml.Node, dst *string) {
 	if v, ok := d.scalar(field, n); ok {
 		*dst = v
+	}
+}
+
+func (d *decoder) bool(field string, n *yaml.Node, dst *bool) {
+	v, ok := d.scalar(field, n)
+	if !ok {
+		return
+	}
+	switch v {
+	case "true":
+		*dst = true
+	case "false":
+		*dst = false
+	default:
+		d.fail(field, "must be true or false, not %q", v)
 	}
 }
 

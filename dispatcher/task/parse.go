@@ -34,6 +34,7 @@ type rawSpec struct {
 	Name        yaml.Node    `yaml:"name"`
 	Command     yaml.Node    `yaml:"command"`
 	Image       yaml.Node    `yaml:"image"`
+	Network     yaml.Node    `yaml:"network"`
 	Env         yaml.Node    `yaml:"env"`
 	Jobs        yaml.Node    `yaml:"jobs"`
 	Resources   rawResources `yaml:"resources"`

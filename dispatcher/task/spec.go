@@ -9,6 +9,7 @@ type Spec struct {
 	Name        string            `json:"name"`
 	Command     []string          `json:"command"`
 	Image       string            `json:"image,omitempty"`
+	Network     bool              `json:"network,omitempty"` // containers: a network (default none)
 	Env         map[string]string `json:"env,omitempty"`
 	Jobs        int               `json:"jobs"`
 	Resources   Resources         `json:"resources"`

@@ -66,6 +66,7 @@ func sampleAssign() *wire.Assign {
 			GPUs: 1, GPUModel: "H100", GPUMemory: 40 << 30, Accelerator: "fpga",
 		},
 		SubmitUnixNano: 1_764_000_000_123_456_789,
+		Network:        true,
 	}
 }
 

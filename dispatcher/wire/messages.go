@@ -139,6 +139,8 @@ type Assign struct {
 	Resources JobResources      `cbor:"8,keyasint"`
 	// SubmitUnixNano lets benchmarks measure submit-to-assign latency.
 	SubmitUnixNano int64 `cbor:"9,keyasint,omitempty"`
+	// Network: the payload may use the network (containers have none otherwise).
+	Network bool `cbor:"10,keyasint,omitempty"`
 }
 
 // Heartbeat is sent by the agent every Welcome.HeartbeatMillis.

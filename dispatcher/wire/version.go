@@ -11,6 +11,8 @@ package wire
 //
 //	1 (2026-11-27): Hello/Welcome/Want/Assign/Heartbeat/Kill/Drain on the
 //	  control stream; JobOpen/JobState/Sample/Log/Report/Ack on job streams.
+//	  Later additions that old peers may ignore (optional keys, same version):
+//	  Assign.Network (key 10).
 const Version = 1
 
 // ALPN is the TLS application protocol negotiated by agents and dispatcher.

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs what the tests need and this machine lacks (Debian 12, as root):
+# podman with runc (crun cannot run on these hosts' hybrid cgroups) and
+# busybox-static for the test image. Called by `make test`; idempotent.
+set -eu
+need=""
+command -v podman >/dev/null 2>&1 || need="$need podman"
+command -v runc >/dev/null 2>&1 || need="$need runc"
+[ -x /bin/busybox ] || need="$need busybox-static"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+	echo "test/deps.sh: missing:$need (install them, or the tests that need them fail in CI and skip elsewhere)" >&2
+	exit 0
+fi
+echo "test/deps.sh: installing$need"
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -q $need >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $need >/dev/null; }
