@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -109,22 +108,6 @@ func (p *Pilot) runJob(ctx context.Context, j *job) {
 	p.wake()
 }
 
-func (p *Pilot) env(j *job) map[string]string {
-	a := j.a
-	env := make(map[string]string, len(a.Env)+6)
-	for k, v := range a.Env {
-		env[k] = v
-	}
-	env["PANDO_TASK_ID"] = strconv.FormatInt(a.TaskID, 10)
-	env["PANDO_JOB_ID"] = strconv.FormatInt(a.JobID, 10)
-	env["PANDO_JOB_INDEX"] = strconv.Itoa(a.Index)
-	env["PANDO_ATTEMPT"] = strconv.Itoa(a.Attempt)
-	env["PANDO_WORKDIR"] = j.dir
-	env["PANDO_CORES"] = strconv.Itoa(a.Resources.Cores)
-	env["PANDO_GPUS"] = strings.Join(p.gpuIDs(j.gpus), ",")
-	return env
-}
-
 // takeGPUs marks n free GPUs as held and returns their indexes. Credit keeps
 // the dispatcher from assigning more than are free, so a shortfall is a bug
 // and is caught by execute, which refuses to start the job.
@@ -180,18 +163,9 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 		return failWith(errcode.PilotStartFailed, fmt.Errorf("job needs %d GPUs, only %d free", j.a.Resources.GPUs, len(j.gpus)))
 	}
 	p.emit(ctx, j, &wire.JobState{Phase: wire.PhaseRunning, UnixNano: rep.StartUnixNano})
-	spec := containers.Spec{
-		Name:    fmt.Sprintf("pando-%d-%d-%s", j.a.JobID, j.a.Attempt, p.id[:8]),
-		Image:   j.a.Image,
-		Command: j.a.Command,
-		Env:     p.env(j),
-		WorkDir: j.dir,
-		Network: j.a.Network,
-		GPUs:    p.gpuIDs(j.gpus),
-		Limits:  containers.Limits{Cores: j.a.Resources.Cores, MemoryBytes: j.a.Resources.MemoryBytes},
-		Stdout:  &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stdout},
-		Stderr:  &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stderr},
-	}
+	spec := PayloadSpec(fmt.Sprintf("pando-%d-%d-%s", j.a.JobID, j.a.Attempt, p.id[:8]), j.a, j.dir, p.gpuIDs(j.gpus))
+	spec.Stdout = &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stdout}
+	spec.Stderr = &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stderr}
 	rt := p.cfg.Runtime
 	if j.a.Image != "" {
 		if rt = p.cfg.Containers; rt == nil {

@@ -27,7 +27,9 @@ func bin(t *testing.T) string {
 		return b
 	}
 	b := filepath.Join(t.TempDir(), "pando")
-	out, err := exec.Command("go", "build", "-o", b, "../cmd/pando").CombinedOutput()
+	// The podman bindings' build tags, as in the Makefile.
+	tags := "remote exclude_graphdriver_btrfs exclude_graphdriver_devicemapper containers_image_openpgp"
+	out, err := exec.Command("go", "build", "-tags", tags, "-o", b, "../cmd/pando").CombinedOutput()
 	if err != nil {
 		t.Fatalf("build pando: %v\n%s", err, out)
 	}

@@ -117,3 +117,52 @@ func mustAbs(t *testing.T, rel string) string {
 	}
 	return p
 }
+
+// `pando payload run` runs a job as a pilot would (same environment, the
+// container, the limits) and exits with the payload's status; `pando
+// payload check` reports what a payload finds in an image.
+func TestPayloadCommands(t *testing.T) {
+	needPodman(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "task.yaml")
+	if err := os.WriteFile(file, []byte(`image: localhost/busybox:test
+command: ["/bin/sh", "-c", "echo index=$PANDO_JOB_INDEX cores=$PANDO_CORES pwd=$(pwd); head -c 1 /sys/class/net/eth0/address 2>/dev/null || echo no-eth0; exit 5"]
+jobs: 3
+resources: {memory: 64MiB}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wd := filepath.Join(dir, "wd")
+	p := start(t, "payload-run", "payload", "run", file, "--job", "2", "--workdir", wd)
+	if !p.exited(time.Minute) {
+		t.Fatal("payload run did not end")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 5 {
+		t.Errorf("exit status %d, want the payload's 5", code)
+	}
+	if out := p.out.String(); !strings.Contains(out, "index=2 cores=1 pwd="+wd) || !strings.Contains(out, "no-eth0") {
+		t.Errorf("output %q: want job 2's environment, its work directory and no network", out)
+	}
+
+	oom := filepath.Join(dir, "oom.yaml")
+	if err := os.WriteFile(oom, []byte("image: localhost/busybox:test\ncommand: [\"/bin/sh\", \"-c\", \"x=$(head -c 300000000 /dev/zero | tr '\\\\0' a)\"]\nresources: {memory: 32MiB}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p = start(t, "payload-oom", "payload", "run", oom)
+	if !p.exited(time.Minute) {
+		t.Fatal("payload run did not end")
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 137 || !strings.Contains(p.out.String(), "out of memory") {
+		t.Errorf("exit %d, output %q: want 137 and the OOM named", code, p.out.String())
+	}
+
+	p = start(t, "payload-check", "payload", "check", "localhost/busybox:test")
+	if !p.exited(time.Minute) {
+		t.Fatal("payload check did not end")
+	}
+	for _, want := range []string{"os:     Pando test busybox", "user:   root (uid 0)", "shells: /bin/sh", "gpus:   0"} {
+		if !strings.Contains(p.out.String(), want) {
+			t.Errorf("check output lacks %q:\n%s", want, p.out.String())
+		}
+	}
+}

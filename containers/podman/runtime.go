@@ -186,8 +186,10 @@ func classify(err error, what string) error {
 		return fmt.Errorf("%w: %s%v", pc.ErrNameInUse, prefix, err)
 	case strings.Contains(msg, "image not known") || strings.Contains(msg, "no such image"):
 		return fmt.Errorf("%w: %s%v", ErrImageNotFound, prefix, err)
-	case strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory") ||
-		strings.Contains(msg, "permission denied") || strings.Contains(msg, "not a directory"):
+	case strings.Contains(msg, "command that was not found") || strings.Contains(msg, "executable file not found") ||
+		strings.Contains(msg, "unable to start container process: exec: ") &&
+			(strings.Contains(msg, "permission denied") || strings.Contains(msg, "no such file or directory") || strings.Contains(msg, "not a directory")):
+		// runc's own words for an argv[0] it cannot execute, not any EPERM or ENOENT.
 		return fmt.Errorf("%w: %s%v", pc.ErrNotFound, prefix, err)
 	}
 	if prefix != "" {

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Service is a `podman system service` the pilot started on a private
@@ -42,6 +44,12 @@ func StartService(ctx context.Context, dir string, log *slog.Logger) (*Service, 
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if conf, err := nodeConf(dir); err != nil {
+		log.Warn("podman configuration for this node", "err", err)
+	} else if conf != "" {
+		cmd.Env = append(os.Environ(), "CONTAINERS_CONF="+conf)
+		log.Info("no podman configuration here: using one fitted to this node", "file", conf)
+	}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("%w: start podman service: %v", ErrUnavailable, err)
@@ -69,6 +77,33 @@ func StartService(ctx context.Context, dir string, log *slog.Logger) (*Service, 
 			return nil, fmt.Errorf("%w: podman service did not listen on %s within 20s", ErrUnavailable, sock)
 		}
 	}
+}
+
+// nodeConf writes a containers.conf for nodes that have none (no
+// CONTAINERS_CONF, no /etc/containers/containers.conf), fitted to them:
+// podman's default ulimits can exceed a batch slot's hard limits, which
+// makes every container fail at start, and crun fails where cgroups are
+// hybrid, where runc works. It returns "" where a configuration exists.
+func nodeConf(dir string) (string, error) {
+	if os.Getenv("CONTAINERS_CONF") != "" || exists("/etc/containers/containers.conf") {
+		return "", nil
+	}
+	var nofile, nproc unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &nofile); err != nil {
+		return "", err
+	}
+	if err := unix.Getrlimit(unix.RLIMIT_NPROC, &nproc); err != nil {
+		return "", err
+	}
+	// Within the pilot's soft limits. NPROC is capped lower still: runc
+	// refused even the pilot's own value here (96364), 32768 works.
+	files, procs := min(nofile.Cur, 1<<20), min(nproc.Cur, 32768)
+	conf := fmt.Sprintf("[containers]\ndefault_ulimits = [\"nofile=%d:%d\", \"nproc=%d:%d\"]\n", files, files, procs, procs)
+	if _, err := exec.LookPath("runc"); err == nil {
+		conf += "\n[engine]\nruntime = \"runc\"\n"
+	}
+	path := filepath.Join(dir, "containers.conf")
+	return path, os.WriteFile(path, []byte(conf), 0o600)
 }
 
 // Stop ends the service and waits for it.

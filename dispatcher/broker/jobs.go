@@ -80,12 +80,15 @@ func newTaskState(t store.Task, spec *task.Spec) *taskState {
 		id: t.ID, owner: t.Owner, queue: t.Queue, priority: t.Priority,
 		maxAttempts: t.MaxAttempts, command: spec.Command, env: spec.Env,
 		image: spec.Image, network: spec.Network, created: t.Created,
-		res: wire.JobResources{
-			Cores: spec.Resources.Cores, MemoryBytes: spec.Resources.MemoryBytes,
-			WalltimeSecs: int64(spec.Resources.Walltime / time.Second),
-			GPUs:         spec.Resources.GPUs, GPUModel: spec.Resources.GPUModel,
-			GPUMemory: spec.Resources.GPUMemory, Accelerator: spec.Resources.Accelerator,
-		},
+		res: JobResources(spec.Resources),
+	}
+}
+
+// JobResources is what each job of a task asks of an agent, as Assign carries it.
+func JobResources(r task.Resources) wire.JobResources {
+	return wire.JobResources{
+		Cores: r.Cores, MemoryBytes: r.MemoryBytes, WalltimeSecs: int64(r.Walltime / time.Second),
+		GPUs: r.GPUs, GPUModel: r.GPUModel, GPUMemory: r.GPUMemory, Accelerator: r.Accelerator,
 	}
 }
 
