@@ -31,9 +31,9 @@ type Config struct {
 	TLS        *tls.Config // verifies the dispatcher; see pki.ClientTLS
 	Name       string      // default: hostname-pid
 	Queue      string
-	Resources  wire.Resources // probed, with --cores/--memory applied
-	Walltime   time.Duration  // 0: no limit
-	WorkDir    string         // parent of the jobs' work directories
+	Resources  wire.Resources     // probed, with --cores/--memory applied
+	Walltime   time.Duration      // 0: no limit
+	WorkDir    string             // parent of the jobs' work directories
 	Runtime    containers.Runtime // for jobs without an image
 	Containers containers.Runtime // for jobs with an image; nil: none here
 	// SampleEvery is the payload resource sampling period (default 5s).

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-		"strings"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -23,7 +23,7 @@ type container struct {
 	mu      sync.Mutex
 	started bool
 	removed bool
-	killed  bool   // we sent SIGKILL: an exit of 137 is ours, not the kernel's
+	killed  bool // we sent SIGKILL: an exit of 137 is ours, not the kernel's
 	oom     *oomWatch
 	lastCPU uint64 // ns, at the last Stats call
 	lastAt  time.Time
