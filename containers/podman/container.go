@@ -23,7 +23,6 @@ type container struct {
 	mu      sync.Mutex
 	started bool
 	removed bool
-	killed  bool // we sent SIGKILL: an exit of 137 is ours, not the kernel's
 	oom     *oomWatch
 	lastCPU uint64 // ns, at the last Stats call
 	lastAt  time.Time
@@ -160,9 +159,6 @@ func (c *container) Kill(ctx context.Context, sig syscall.Signal) error {
 		c.mu.Unlock()
 		return pc.ErrNotStarted
 	}
-	if sig == syscall.SIGKILL {
-		c.killed = true
-	}
 	c.mu.Unlock()
 	select {
 	case <-c.waited:
@@ -193,7 +189,6 @@ func (c *container) Remove(ctx context.Context) error {
 	}
 	c.removed = true
 	started := c.started
-	c.killed = true
 	c.mu.Unlock()
 	force, ignore, timeout := true, true, uint(0)
 	_, err := containers.Remove(c.rt.call(ctx), c.id, &containers.RemoveOptions{Force: &force, Ignore: &ignore, Timeout: &timeout})
