@@ -46,6 +46,7 @@ type run struct {
 	ending  atomic.Bool  // the benchmark is closing its connections
 	whyMu   sync.Mutex
 	why     map[string]int // lost connections by reason
+	period  atomic.Int64   // heartbeat period from Welcome, in ms (0: the caller's)
 	liveMu  sync.Mutex
 	live    []*simAgent // connected so far, in order: heartbeat walks it
 }
@@ -170,6 +171,9 @@ func handshake(ctx context.Context, conn *quic.Conn, name string, r *run) (*simA
 	if ref, ok := m.(*wire.Refuse); ok {
 		return nil, fmt.Errorf("%s: refused: %s", name, ref.Message)
 	}
+	if w, ok := m.(*wire.Welcome); ok && w.HeartbeatMillis > 0 {
+		r.period.Store(w.HeartbeatMillis) // heartbeat as often as the dispatcher asks, like a pilot
+	}
 	go a.serve(rd)
 	return a, nil
 }
@@ -254,6 +258,9 @@ func (a *simAgent) report(job int64, attempt int) error {
 // at 100,000 agents connecting takes longer than the dispatcher's timeout.
 func heartbeat(ctx context.Context, r *run, every time.Duration) {
 	const step = 10 * time.Millisecond
+	if ms := r.period.Load(); ms > 0 {
+		every = time.Duration(ms) * time.Millisecond
+	}
 	t := time.NewTicker(step)
 	defer t.Stop()
 	var seq uint64
@@ -266,6 +273,9 @@ func heartbeat(ctx context.Context, r *run, every time.Duration) {
 			r.liveMu.Lock()
 			live := len(r.live)
 			r.liveMu.Unlock()
+			if ms := r.period.Load(); ms > 0 {
+				every = time.Duration(ms) * time.Millisecond
+			}
 			// Each connected agent once per period, however many are up yet.
 			perStep := max(1, int(int64(live)*int64(step)/int64(every)))
 			for range perStep {
