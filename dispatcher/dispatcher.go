@@ -26,6 +26,7 @@ import (
 	"github.com/pando-wms/pando/dispatcher/store/sqlite"
 	"github.com/pando-wms/pando/dispatcher/wire"
 	"github.com/pando-wms/pando/dispatcher/workers"
+	"github.com/pando-wms/pando/plugins/storage"
 )
 
 // Config configures a dispatcher. Zero durations take the defaults.
@@ -43,7 +44,10 @@ type Config struct {
 	// CommitTimeout bounds how long an API call waits for its change to be
 	// durable before answering 503 (30s).
 	CommitTimeout time.Duration
-	Logger        *slog.Logger
+	// Storage is the named storage endpoints (pando dispatcher --storage
+	// FILE); their credentials stay here.
+	Storage storage.Set
+	Logger  *slog.Logger
 }
 
 func (c *Config) defaults() {

@@ -1,8 +1,15 @@
 #!/bin/sh
 # Installs what the tests need and this machine lacks (Debian 12, as root):
-# podman with runc (crun cannot run on these hosts' hybrid cgroups) and
-# busybox-static for the test image. Called by `make test`; idempotent.
+# podman with runc (crun cannot run on these hosts' hybrid cgroups),
+# busybox-static for the test image, and versitygw (Apache-2.0), the real S3
+# server of the storage tests, built with `go install` into GOPATH/bin.
+# Called by `make test`; idempotent.
 set -eu
+gobin="$(go env GOPATH)/bin"
+if ! command -v versitygw >/dev/null 2>&1 && [ ! -x "$gobin/versitygw" ]; then
+	echo "test/deps.sh: building versitygw into $gobin"
+	GOBIN="$gobin" GOFLAGS= go install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+fi
 need=""
 command -v podman >/dev/null 2>&1 || need="$need podman"
 command -v runc >/dev/null 2>&1 || need="$need runc"
