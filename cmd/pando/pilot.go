@@ -147,6 +147,11 @@ func containerRuntime(ctx context.Context, mode, socket string, log *slog.Logger
 		stop()
 		return fail(err)
 	}
+	if n, err := rt.SweepOrphans(ctx); err != nil {
+		log.Warn("could not look for payload containers of dead pilots", "err", err)
+	} else if n > 0 {
+		log.Warn("removed payload containers of dead pilots", "count", n)
+	}
 	return rt, stop, nil
 }
 

@@ -64,16 +64,25 @@ func (c *container) Start(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	if err := containers.Start(c.rt.call(ctx), c.id, nil); err != nil {
+	// Initialise first: the cgroup then exists and the OOM watch is in place
+	// before the payload runs, however fast it runs out of memory.
+	// Attaching may have initialised it already ("state improper"): fine.
+	if err := containers.ContainerInit(c.rt.call(ctx), c.id, nil); err != nil && !strings.Contains(err.Error(), "state improper") {
 		// The attach stream ends with the container; remove is the caller's.
 		return classify(err, "start")
 	}
-	c.started = true
 	cgroup := ""
 	if data, err := containers.Inspect(c.rt.call(ctx), c.id, nil); err == nil && data.State != nil {
-		cgroup = data.State.CgroupPath
+		// Podman fills CgroupPath only once the container runs; the
+		// initialised container's process already sits in its cgroup.
+		cgroup = memoryCgroup(data.State.Pid)
 	}
-	c.oom = watchOOM(cgroup)
+	oom := watchOOM(cgroup)
+	if err := containers.Start(c.rt.call(ctx), c.id, nil); err != nil {
+		oom.stop()
+		return classify(err, "start")
+	}
+	c.started, c.oom = true, oom
 	go c.await()
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,6 +40,9 @@ func watchOOM(cgroup string) *oomWatch {
 	if err := w.register(dir); err != nil {
 		close(w.done)
 		return w
+	}
+	if oomKills(filepath.Join(dir, "memory.oom_control")) > 0 {
+		w.seen.Store(true) // before the registration took
 	}
 	go w.listen(dir)
 	return w
@@ -73,8 +77,15 @@ func (w *oomWatch) listen(dir string) {
 		if _, err := w.efd.Read(buf); err != nil {
 			return
 		}
-		if oomKills(filepath.Join(dir, "memory.oom_control")) > 0 {
-			w.seen.Store(true)
+		// The notification comes as the cgroup hits its limit, a moment
+		// before the killer counts its kill; the count comes before the
+		// victim dies, so before the cgroup can be removed. Watch it briefly.
+		for i := 0; i < 100 && exists(dir); i++ {
+			if oomKills(filepath.Join(dir, "memory.oom_control")) > 0 {
+				w.seen.Store(true)
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
 		}
 		if !exists(dir) {
 			return
@@ -96,6 +107,34 @@ func (w *oomWatch) stop() {
 		w.efd.Close()
 	}
 	<-w.done
+}
+
+// memoryCgroup is the memory cgroup of process pid, from /proc/PID/cgroup:
+// the memory controller's line on cgroups v1, the unified one on v2.
+func memoryCgroup(pid int) string {
+	if pid <= 0 {
+		return ""
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return ""
+	}
+	unified := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, ctl := range strings.Split(parts[1], ",") {
+			if ctl == "memory" {
+				return parts[2]
+			}
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			unified = parts[2]
+		}
+	}
+	return unified
 }
 
 // oomKills reads the oom_kill counter of memory.oom_control or memory.events.

@@ -194,3 +194,46 @@ func TestPodman(t *testing.T) {
 		}
 	})
 }
+
+// A container left running by a pilot that died is removed by the next
+// pilot's sweep; containers of live pilots are left alone.
+func TestSweepOrphans(t *testing.T) {
+	rt := podmanRuntime(t)
+	dead := exec.Command("true")
+	if err := dead.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadID, _ := processID(dead.Process.Pid)
+	dead.Wait()
+	// A runtime on the same service whose owner is a process that is not
+	// running (the pid may be reused: the start time differs).
+	ghost := &Runtime{conn: rt.conn, log: rt.log, owner: deadID + "0", archives: map[string]archiveImage{}}
+	ctx := context.Background()
+	mk := func(r *Runtime, name string) containers.Container {
+		c, err := r.Create(ctx, containers.Spec{Name: name, Image: testImage, Command: []string{"sleep", "60"}, WorkDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Remove(context.Background()) })
+		if err := c.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	orphan := mk(ghost, fmt.Sprintf("pando-orphan-%d", time.Now().UnixNano()))
+	mine := mk(rt, fmt.Sprintf("pando-mine-%d", time.Now().UnixNano()))
+	n, err := rt.SweepOrphans(ctx)
+	if err != nil || n < 1 {
+		t.Fatalf("swept %d, %v; want the orphan removed", n, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := orphan.Wait(wctx); err != nil && errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal("the orphan still runs after the sweep")
+	}
+	sctx, cancel2 := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel2()
+	if _, err := mine.Wait(sctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the live pilot's container ended: %v", err)
+	}
+}

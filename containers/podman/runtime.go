@@ -34,8 +34,9 @@ const pullTimeout = 2 * time.Minute
 
 // Runtime creates podman containers. It is safe for concurrent use.
 type Runtime struct {
-	conn context.Context // carries the bindings' client
-	log  *slog.Logger
+	conn  context.Context // carries the bindings' client
+	log   *slog.Logger
+	owner string // this process, as OwnerLabel records it
 
 	mu       sync.Mutex
 	archives map[string]archiveImage // by archive reference ("oci-archive:/path")
@@ -57,7 +58,8 @@ func New(ctx context.Context, socket string, log *slog.Logger) (*Runtime, error)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrUnavailable, socket, err)
 	}
-	return &Runtime{conn: conn, log: log, archives: make(map[string]archiveImage)}, nil
+	owner, _ := processID(os.Getpid())
+	return &Runtime{conn: conn, log: log, owner: owner, archives: make(map[string]archiveImage)}, nil
 }
 
 func (r *Runtime) Name() string { return "podman" }
@@ -91,6 +93,7 @@ func (r *Runtime) Create(ctx context.Context, s pc.Spec) (pc.Container, error) {
 	if err != nil {
 		return nil, err
 	}
+	g.Labels[OwnerLabel] = r.owner
 	resp, err := containers.CreateWithSpec(r.call(ctx), g, nil)
 	if err != nil {
 		return nil, classify(err, "create "+s.Name)
