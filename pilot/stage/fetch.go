@@ -6,7 +6,6 @@ package stage
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/adler32"
@@ -65,14 +64,19 @@ type Options struct {
 // New makes a Fetcher.
 func New(o Options) *Fetcher {
 	f := &Fetcher{client: o.Client, chunk: o.Chunk, parallel: o.Parallel, retries: o.Retries, renew: o.Renew, log: o.Logger}
-	if f.client == nil {
-		f.client = &http.Client{Timeout: 10 * time.Minute}
-	}
 	if f.chunk <= 0 {
 		f.chunk = 8 << 20
 	}
 	if f.parallel <= 0 {
 		f.parallel = 8
+	}
+	if f.client == nil {
+		// Keep a connection per range in flight: the default keeps two per
+		// host, and every other range would pay a new connection.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = f.parallel
+		tr.DisableCompression = true
+		f.client = &http.Client{Transport: tr}
 	}
 	if f.retries < 0 {
 		f.retries = 0
@@ -117,9 +121,10 @@ func (f *Fetcher) fetchFile(ctx context.Context, dir string, s Source, sem chan 
 			case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 			}
 		}
-		last = f.download(ctx, part, r, sem)
+		var sum uint32
+		sum, last = f.download(ctx, part, r, sem)
 		if last == nil {
-			last = verify(part, s)
+			last = verify(sum, s)
 		}
 		if last == nil {
 			if err := os.Chmod(part, 0o444); err != nil {
@@ -150,43 +155,55 @@ func (r *remote) url() string {
 	return r.URL
 }
 
-// download fetches s into path by ranges, in parallel.
-func (f *Fetcher) download(ctx context.Context, path string, s *remote, sem chan struct{}) error {
+// download fetches s into path by ranges, in parallel, and returns the
+// adler32 of the whole file, combined from the ranges' own as they arrive:
+// no second pass over the data.
+func (f *Fetcher) download(ctx context.Context, path string, s *remote, sem chan struct{}) (uint32, error) {
 	out, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer out.Close()
 	if s.Size == 0 {
-		return f.getRange(ctx, out, s, 0, 0, sem)
+		_, err := f.getRange(ctx, out, s, 0, 0, sem)
+		return 1, err // adler32 of nothing
 	}
 	if err := out.Truncate(s.Size); err != nil {
-		return err
+		return 0, err
 	}
+	n := (s.Size + f.chunk - 1) / f.chunk
+	sums := make([]uint32, n)
 	g, gctx := errgroup.WithContext(ctx)
-	for off := int64(0); off < s.Size; off += f.chunk {
-		n := min(f.chunk, s.Size-off)
-		g.Go(func() error { return f.getRange(gctx, out, s, off, n, sem) })
+	for i := range n {
+		off := i * f.chunk
+		g.Go(func() (err error) {
+			sums[i], err = f.getRange(gctx, out, s, off, min(f.chunk, s.Size-off), sem)
+			return err
+		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return 0, err
 	}
-	return out.Sync()
+	sum := sums[0]
+	for i := int64(1); i < n; i++ {
+		sum = combine(sum, sums[i], min(f.chunk, s.Size-i*f.chunk))
+	}
+	return sum, out.Sync()
 }
 
 // getRange writes bytes [off, off+n) of s at off in out (n == 0: the whole, empty, file).
-func (f *Fetcher) getRange(ctx context.Context, out *os.File, s *remote, off, n int64, sem chan struct{}) error {
+func (f *Fetcher) getRange(ctx context.Context, out *os.File, s *remote, off, n int64, sem chan struct{}) (uint32, error) {
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 	defer func() { <-sem }()
 	for renewed := false; ; renewed = true {
 		u := s.url()
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if n > 0 {
 			req.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", off, off+n-1))
@@ -197,7 +214,7 @@ func (f *Fetcher) getRange(ctx context.Context, out *os.File, s *remote, off, n 
 			if errors.As(err, &ue) {
 				ue.URL = redact(ue.URL) // a presigned URL is a credential until it expires
 			}
-			return err
+			return 0, err
 		}
 		if resp.StatusCode == http.StatusForbidden && !renewed && f.renew != nil {
 			resp.Body.Close()
@@ -206,7 +223,7 @@ func (f *Fetcher) getRange(ctx context.Context, out *os.File, s *remote, off, n 
 				fresh, err := f.renew(ctx, s.Source)
 				if err != nil {
 					s.mu.Unlock()
-					return fmt.Errorf("renew the URL of %s: %w", s.Name, err)
+					return 0, fmt.Errorf("renew the URL of %s: %w", s.Name, err)
 				}
 				s.URL = fresh
 			}
@@ -214,28 +231,53 @@ func (f *Fetcher) getRange(ctx context.Context, out *os.File, s *remote, off, n 
 			f.log.Info("input URL renewed", "file", s.Name)
 			continue
 		}
-		err = write(out, resp, off, n)
+		sum, err := write(out, resp, off, n)
 		resp.Body.Close()
-		return err
+		return sum, err
 	}
 }
 
-func write(out *os.File, resp *http.Response, off, n int64) error {
+// write copies one range's body into out at off and returns its adler32.
+func write(out *os.File, resp *http.Response, off, n int64) (uint32, error) {
 	switch {
 	case n > 0 && resp.StatusCode == http.StatusPartialContent, n == 0 && resp.StatusCode == http.StatusOK:
 	default:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("GET: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+		return 0, fmt.Errorf("GET: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
-	w := io.NewOffsetWriter(out, off)
-	got, err := io.Copy(w, io.LimitReader(resp.Body, n+1))
+	h := adler32.New()
+	got, err := io.Copy(io.MultiWriter(io.NewOffsetWriter(out, off), h), io.LimitReader(resp.Body, n+1))
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if got != n {
-		return fmt.Errorf("%w: range at %d: got %d bytes, want %d", ErrChecksum, off, got, n)
+		return 0, fmt.Errorf("%w: range at %d: got %d bytes, want %d", ErrChecksum, off, got, n)
 	}
-	return nil
+	return h.Sum32(), nil
+}
+
+// combine is the adler32 of A followed by B, from adler32(A), adler32(B)
+// and len(B) (the algorithm of zlib's adler32_combine).
+func combine(a, b uint32, lenB int64) uint32 {
+	const mod = 65521
+	rem := uint32(lenB % mod)
+	s1 := a & 0xffff
+	s2 := uint32((uint64(rem) * uint64(s1)) % mod)
+	s1 += (b & 0xffff) + mod - 1
+	s2 += (a >> 16) + (b >> 16) + mod - rem
+	if s1 >= mod {
+		s1 -= mod
+	}
+	if s1 >= mod {
+		s1 -= mod
+	}
+	if s2 >= 2*mod {
+		s2 -= 2 * mod
+	}
+	if s2 >= mod {
+		s2 -= mod
+	}
+	return s1 | s2<<16
 }
 
 // redact drops a URL's query, where a presigned URL carries its signature.
@@ -247,21 +289,11 @@ func redact(raw string) string {
 	return "(url)"
 }
 
-// verify checks the downloaded file's size and adler32.
-func verify(path string, s Source) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	h := adler32.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		return err
-	}
-	sum := hex.EncodeToString(h.Sum(nil))
-	if n != s.Size || (s.Adler32 != "" && sum != s.Adler32) {
-		return fmt.Errorf("%w: %d bytes with adler32 %s, want %d bytes with %s", ErrChecksum, n, sum, s.Size, s.Adler32)
+// verify checks the downloaded file's adler32 (its size was checked range by range).
+func verify(sum uint32, s Source) error {
+	got := fmt.Sprintf("%08x", sum)
+	if s.Adler32 != "" && got != s.Adler32 {
+		return fmt.Errorf("%w: adler32 %s, want %s", ErrChecksum, got, s.Adler32)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/adler32"
 	"io"
 	"net/http"
 	"os"
@@ -162,3 +163,15 @@ func TestServerDown(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+func TestCombine(t *testing.T) {
+	b := content(1<<20+123, 7)
+	for _, cut := range []int{0, 1, 5551, 65521, 1 << 19, len(b)} {
+		a1, b1 := adler(b[:cut]), adler(b[cut:])
+		if got, want := stage.Combine(a1, b1, int64(len(b)-cut)), adler(b); got != want {
+			t.Errorf("cut %d: combined %08x, want %08x", cut, got, want)
+		}
+	}
+}
+
+func adler(b []byte) uint32 { return adler32.Checksum(b) }

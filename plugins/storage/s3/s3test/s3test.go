@@ -1,5 +1,5 @@
-// Package s3test starts a real S3 server for tests: versitygw (Apache-2.0)
-// over a temporary directory, on loopback. `make test` installs it
+// Package s3test starts a real S3 server for tests and benchmarks:
+// versitygw (Apache-2.0) over a directory, on loopback. `make test` installs it
 // (test/deps.sh); in CI a missing versitygw fails the test, elsewhere it skips.
 package s3test
 
@@ -52,15 +52,28 @@ func Start(t testing.TB, buckets ...string) *Server {
 		}
 		t.Skip(err)
 	}
-	s := &Server{AccessKey: "pandotest", SecretKey: "pandotestsecret", Dir: t.TempDir(), done: make(chan struct{})}
+	s, err := Launch(bin, t.TempDir(), buckets...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Launch runs versitygw over dir with the given buckets made; Stop ends it.
+func Launch(bin, dir string, buckets ...string) (*Server, error) {
+	s := &Server{AccessKey: "pandotest", SecretKey: "pandotestsecret", Dir: dir, done: make(chan struct{})}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
 	for _, b := range buckets {
 		if err := os.Mkdir(filepath.Join(s.Dir, b), 0o755); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	addr := l.Addr().String()
 	l.Close()
@@ -68,21 +81,21 @@ func Start(t testing.TB, buckets ...string) *Server {
 	s.cmd = exec.Command(bin, "--port", addr, "--access", s.AccessKey, "--secret", s.SecretKey, "--quiet", "posix", s.Dir)
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start versitygw: %v", err)
+		return nil, fmt.Errorf("start versitygw: %w", err)
 	}
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	t.Cleanup(s.Stop)
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			c.Close()
-			return s
+			return s, nil
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("versitygw did not listen on %s", addr)
+			s.Stop()
+			return nil, fmt.Errorf("versitygw did not listen on %s", addr)
 		}
 		select {
 		case <-s.done:
-			t.Fatal("versitygw exited at start")
+			return nil, fmt.Errorf("versitygw exited at start")
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

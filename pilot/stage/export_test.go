@@ -1,0 +1,4 @@
+package stage
+
+// Combine exposes combine to the tests.
+var Combine = combine
