@@ -10,8 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pando-wms/pando/dispatcher/bench"
-	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/dispatcher/pki"
+	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/dispatcher/wire"
 )
 
