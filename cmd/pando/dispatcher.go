@@ -20,6 +20,7 @@ import (
 	"github.com/pando-wms/pando/plugins/storage"
 	_ "github.com/pando-wms/pando/plugins/storage/posix" // storage kinds register themselves
 	_ "github.com/pando-wms/pando/plugins/storage/s3"
+	_ "github.com/pando-wms/pando/plugins/storage/tape"
 )
 
 func newDispatcherCmd() *cobra.Command {
