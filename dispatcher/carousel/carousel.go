@@ -52,8 +52,8 @@ type Carousel struct {
 	mu       sync.Mutex
 	inFiles  int
 	inBytes  int64
-	maxFiles int   // the most files in flight seen (for tests and benchmarks)
-	maxBytes int64 // the most bytes in flight seen
+	maxFiles int               // the most files in flight seen (for tests and benchmarks)
+	maxBytes int64             // the most bytes in flight seen
 	held     map[string]string // path → stage request ID, for release
 	free     chan struct{}     // a release made room
 }
