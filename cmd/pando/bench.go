@@ -17,7 +17,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load-test a dispatcher"}
-	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd(), newBenchLatencyCmd(), newBenchAgentsCmd(), newBenchAbuseCmd(), newBenchStageInCmd())
+	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd(), newBenchLatencyCmd(), newBenchAgentsCmd(), newBenchAbuseCmd(), newBenchStageInCmd(), newBenchCarouselCmd())
 	return cmd
 }
 
@@ -281,6 +281,57 @@ adler32 verification, read-only files). Prints both rates and their ratio.`,
 	f.IntVar(&cfg.Parallel, "parallel", 8, "files (plain GETs) or ranges (stage-in) in flight")
 	f.StringVar(&chunk, "chunk", "", "stage-in range size (default 8MiB)")
 	f.StringVar(&cfg.Dir, "dir", "", "directory for the server's data and the downloads (default $TMPDIR)")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newBenchCarouselCmd() *cobra.Command {
+	var cfg bench.CarouselConfig
+	var output, size, rate, buffer, winBytes string
+	cmd := &cobra.Command{
+		Use:   "carousel",
+		Short: "Tape carousel throughput against the drives' limit and against staging everything at once",
+		Long: `Runs the tape emulator twice over the same files, needed in dataset order
+(spread over the cartridges), each released as soon as it is on disk: once
+through the carousel's window, once all requested at once (what the full disk
+buffer refuses is requested again). Prints MB/s of both, the drive-bound
+limit ((cartridges x mount + files x (seek + size/rate)) / drives) and ratios.`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			var err error
+			for _, x := range []struct {
+				name string
+				in   string
+				dst  *int64
+			}{{"--size", size, &cfg.Size}, {"--rate", rate, &cfg.Rate}, {"--buffer", buffer, &cfg.Buffer}, {"--window-bytes", winBytes, &cfg.Window.Bytes}} {
+				if *x.dst, err = task.ParseSize(x.in); err != nil {
+					return fmt.Errorf("%s: %w", x.name, err)
+				}
+			}
+			res, err := bench.Carousel(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d files, %s: carousel %.1f MB/s (%d mounts, peak %d files / %s in flight), limit %.1f MB/s (ratio %.2f), all at once %.1f MB/s (%d mounts; ratio %.2f)\n",
+				res.Files, task.FormatSize(res.Bytes), res.CarouselMBps, res.CarouselMounts, res.PeakFiles, task.FormatSize(res.PeakBytes),
+				res.LimitMBps, res.RatioLimit, res.UnwindowedMBps, res.UnwindowedMount, res.RatioUnwindowed)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Files, "files", 80, "files to stage")
+	f.IntVar(&cfg.Cartridges, "cartridges", 8, "cartridges they are spread over")
+	f.IntVar(&cfg.Drives, "drives", 2, "tape drives")
+	f.StringVar(&size, "size", "4MB", "size of each file")
+	f.StringVar(&rate, "rate", "100MB", "read rate of a drive, per second")
+	f.StringVar(&buffer, "buffer", "64MB", "the tape system's disk buffer")
+	f.DurationVar(&cfg.Mount, "mount", 200*time.Millisecond, "cartridge mount time")
+	f.DurationVar(&cfg.Seek, "seek", 20*time.Millisecond, "positioning time per file")
+	f.IntVar(&cfg.Window.Files, "window-files", 8, "carousel window: files in flight")
+	f.StringVar(&winBytes, "window-bytes", "32MB", "carousel window: bytes in flight")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }

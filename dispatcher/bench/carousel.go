@@ -1,0 +1,121 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/carousel"
+	"github.com/pando-wms/pando/plugins/storage"
+	"github.com/pando-wms/pando/plugins/storage/tape"
+	"github.com/pando-wms/pando/plugins/storage/tape/emulator"
+)
+
+// CarouselConfig configures `pando bench carousel`.
+type CarouselConfig struct {
+	Files, Cartridges, Drives int
+	Size, Rate, Buffer        int64
+	Mount, Seek               time.Duration
+	Window                    carousel.Window
+}
+
+// CarouselResult compares the windowed carousel with the drives' limit and
+// with first-come staging of everything at once; JSON keys are a contract.
+type CarouselResult struct {
+	Files           int     `json:"files"`
+	Bytes           int64   `json:"bytes"`
+	CarouselMBps    float64 `json:"carousel_mb_per_sec"`
+	LimitMBps       float64 `json:"limit_mb_per_sec"`
+	RatioLimit      float64 `json:"ratio_to_limit"`
+	UnwindowedMBps  float64 `json:"unwindowed_mb_per_sec"`
+	RatioUnwindowed float64 `json:"ratio_to_unwindowed"`
+	CarouselMounts  int64   `json:"carousel_mounts"`
+	UnwindowedMount int64   `json:"unwindowed_mounts"`
+	PeakFiles       int     `json:"peak_files_in_flight"`
+	PeakBytes       int64   `json:"peak_bytes_in_flight"`
+}
+
+// Carousel stages the same files twice from fresh emulators: through the
+// window, and all at once (retrying what the full buffer refuses). The
+// consumer releases each file as soon as it is on disk. Files are needed in
+// dataset order, which spreads them over the cartridges (file i on
+// cartridge i mod Cartridges).
+func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) {
+	if cfg.Files <= 0 || cfg.Cartridges <= 0 || cfg.Drives <= 0 || cfg.Size <= 0 || cfg.Rate <= 0 {
+		return nil, fmt.Errorf("bench: files, cartridges, drives, size and rate must be positive")
+	}
+	dir, err := os.MkdirTemp("", "pando-bench-carousel-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	var files []carousel.File
+	for i := range cfg.Files {
+		p := fmt.Sprintf("/C%02d/f%05d", i%cfg.Cartridges, i)
+		files = append(files, carousel.File{Path: p, Size: cfg.Size})
+	}
+	res := &CarouselResult{Files: cfg.Files, Bytes: int64(cfg.Files) * cfg.Size}
+	perFile := cfg.Seek + time.Duration(float64(cfg.Size)/float64(cfg.Rate)*float64(time.Second))
+	limit := (time.Duration(cfg.Cartridges)*cfg.Mount + time.Duration(cfg.Files)*perFile) / time.Duration(cfg.Drives)
+	mb := float64(res.Bytes) / 1e6
+	res.LimitMBps = mb / limit.Seconds()
+
+	run := func(name string, win carousel.Window, retries int) (float64, int64, carousel.Window, error) {
+		d := filepath.Join(dir, name)
+		payload := make([]byte, cfg.Size)
+		for _, f := range files {
+			file := filepath.Join(d, "tape", filepath.FromSlash(f.Path))
+			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+				return 0, 0, carousel.Window{}, err
+			}
+			if err := os.WriteFile(file, payload, 0o644); err != nil {
+				return 0, 0, carousel.Window{}, err
+			}
+		}
+		emu, err := emulator.New(emulator.Config{Dir: d, Drives: cfg.Drives, Mount: cfg.Mount, Seek: cfg.Seek, Rate: cfg.Rate, BufferBytes: cfg.Buffer})
+		if err != nil {
+			return 0, 0, carousel.Window{}, err
+		}
+		srv := httptest.NewServer(emu.Handler())
+		defer func() { srv.Close(); emu.Close() }()
+		ep, err := storage.New(ctx, storage.Config{Name: "tape", Kind: "tape", URL: srv.URL})
+		if err != nil {
+			return 0, 0, carousel.Window{}, err
+		}
+		c := carousel.New(ep.(*tape.Endpoint), carousel.Config{Window: win, Poll: 20 * time.Millisecond, Retries: retries})
+		out := make(chan carousel.Result)
+		errc := make(chan error, 1)
+		t0 := time.Now()
+		go func() { errc <- c.Run(ctx, files, out); close(out) }()
+		var failed int
+		for r := range out {
+			if r.Err != nil {
+				failed++
+				continue
+			}
+			_ = c.Release(ctx, r.File)
+		}
+		if err := <-errc; err != nil {
+			return 0, 0, carousel.Window{}, err
+		}
+		if failed > 0 {
+			return 0, 0, carousel.Window{}, fmt.Errorf("bench: %s: %d files failed", name, failed)
+		}
+		mounts, _ := emu.Stats()
+		return mb / time.Since(t0).Seconds(), mounts, c.Peak(), nil
+	}
+	var peak carousel.Window
+	if res.CarouselMBps, res.CarouselMounts, peak, err = run("windowed", cfg.Window, 2); err != nil {
+		return nil, err
+	}
+	res.PeakFiles, res.PeakBytes = peak.Files, peak.Bytes
+	if res.UnwindowedMBps, res.UnwindowedMount, _, err = run("unwindowed", carousel.Window{Files: cfg.Files, Bytes: 1 << 62}, 1000); err != nil {
+		return nil, err
+	}
+	res.RatioLimit = res.CarouselMBps / res.LimitMBps
+	res.RatioUnwindowed = res.CarouselMBps / res.UnwindowedMBps
+	return res, nil
+}
