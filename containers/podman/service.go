@@ -39,6 +39,9 @@ func StartService(ctx context.Context, dir string, log *slog.Logger) (*Service, 
 	_ = os.Remove(sock)
 	cmd := exec.Command(bin, "system", "service", "--time=0", "unix://"+sock)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	// Its own working directory: conmon drops an "oom" marker file in the
+	// working directory it inherits when a container is OOM-killed.
+	cmd.Dir = dir
 	logf, err := os.OpenFile(filepath.Join(dir, "podman-service.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
