@@ -467,11 +467,16 @@ func (s *Server) unpin(req *request, paths []string, cancel bool) {
 	s.finishIfDone(req)
 }
 
-func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
-	paths, err := pathsBody(r)
-	if err != nil {
-		fail(w, http.StatusBadRequest, "want {\"paths\": [...]}")
-		return
+// onRequest runs fn on the stage request the URL names, under the lock;
+// withPaths first reads a {"paths": [...]} body for it.
+func (s *Server) onRequest(w http.ResponseWriter, r *http.Request, withPaths bool, fn func(req *request, paths []string)) {
+	var paths []string
+	if withPaths {
+		var err error
+		if paths, err = pathsBody(r); err != nil {
+			fail(w, http.StatusBadRequest, "want {\"paths\": [...]}")
+			return
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -480,40 +485,25 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such stage request")
 		return
 	}
-	s.unpin(req, paths, true)
+	fn(req, paths)
 	w.WriteHeader(http.StatusOK)
 }
 
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	s.onRequest(w, r, true, func(req *request, paths []string) { s.unpin(req, paths, true) })
+}
+
 func (s *Server) remove(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	req, ok := s.requests[r.PathValue("id")]
-	if !ok {
-		fail(w, http.StatusNotFound, "no such stage request")
-		return
-	}
-	s.unpin(req, nil, true)
-	delete(s.requests, req.ID)
-	w.WriteHeader(http.StatusOK)
+	s.onRequest(w, r, false, func(req *request, _ []string) {
+		s.unpin(req, nil, true)
+		delete(s.requests, req.ID)
+	})
 }
 
 // release lets the buffer drop files this request staged (they stay on
 // disk until space is needed).
 func (s *Server) release(w http.ResponseWriter, r *http.Request) {
-	paths, err := pathsBody(r)
-	if err != nil {
-		fail(w, http.StatusBadRequest, "want {\"paths\": [...]}")
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	req, ok := s.requests[r.PathValue("id")]
-	if !ok {
-		fail(w, http.StatusNotFound, "no such stage request")
-		return
-	}
-	s.unpin(req, paths, false)
-	w.WriteHeader(http.StatusOK)
+	s.onRequest(w, r, true, func(req *request, paths []string) { s.unpin(req, paths, false) })
 }
 
 func (s *Server) archiveInfo(w http.ResponseWriter, r *http.Request) {
