@@ -118,8 +118,8 @@ func (r *Runtime) image(ctx context.Context, ref string) (string, error) {
 	defer cancel()
 	quiet := true
 	if _, err := images.Pull(r.call(pctx), ref, &images.PullOptions{Quiet: &quiet}); err != nil {
-		if errors.Is(classify(err, ""), ErrUnavailable) {
-			return "", classify(err, "pull "+ref)
+		if c := classify(err, "pull "+ref); errors.Is(c, ErrUnavailable) {
+			return "", c
 		}
 		return "", fmt.Errorf("%w: %s is not present and could not be pulled: %v", ErrImageNotFound, ref, err)
 	}
@@ -156,8 +156,8 @@ func (r *Runtime) loadArchive(ctx context.Context, ref, path string) (string, er
 	}
 	rep, err := images.Load(r.call(ctx), f)
 	if err != nil {
-		if errors.Is(classify(err, ""), ErrUnavailable) {
-			return "", classify(err, "load "+path)
+		if c := classify(err, "load "+path); errors.Is(c, ErrUnavailable) {
+			return "", c
 		}
 		return "", fmt.Errorf("%w: load archive %s: %v", ErrImageNotFound, path, err)
 	}

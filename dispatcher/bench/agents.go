@@ -258,9 +258,6 @@ func (a *simAgent) report(job int64, attempt int) error {
 // at 100,000 agents connecting takes longer than the dispatcher's timeout.
 func heartbeat(ctx context.Context, r *run, every time.Duration) {
 	const step = 10 * time.Millisecond
-	if ms := r.period.Load(); ms > 0 {
-		every = time.Duration(ms) * time.Millisecond
-	}
 	t := time.NewTicker(step)
 	defer t.Stop()
 	var seq uint64

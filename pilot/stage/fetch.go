@@ -78,9 +78,10 @@ func New(o Options) *Fetcher {
 		tr.DisableCompression = true
 		f.client = &http.Client{Transport: tr}
 	}
-	if f.retries < 0 {
+	switch {
+	case o.Retries < 0:
 		f.retries = 0
-	} else if o.Retries == 0 {
+	case o.Retries == 0:
 		f.retries = 2
 	}
 	if f.log == nil {
