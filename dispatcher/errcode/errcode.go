@@ -45,6 +45,12 @@ const (
 	DispatcherAgentLost Code = 3002 // the agent stopped heartbeating and did not come back
 	DispatcherStale     Code = 3003 // a report for an attempt that is no longer current
 	DispatcherAgentGone Code = 3004 // the agent reconnected without the job
+
+	// Staging: moving a job's inputs and outputs.
+	StageInFailed     Code = 4001 // an input could not be downloaded
+	StageInChecksum   Code = 4002 // an input's size or adler32 did not match what is recorded
+	StageOutFailed    Code = 4003 // an output could not be uploaded or was not stored whole
+	StageInputMissing Code = 4004 // an input no longer exists on its endpoint
 )
 
 type entry struct {
@@ -71,6 +77,10 @@ var table = map[Code]entry{
 	DispatcherAgentLost: {"agent_lost", ClassDispatcher, true, "the agent running the job was lost"},
 	DispatcherStale:     {"stale_attempt", ClassDispatcher, false, "the attempt is no longer current"},
 	DispatcherAgentGone: {"agent_dropped_job", ClassDispatcher, true, "the agent reconnected without the job"},
+	StageInFailed:       {"stagein_failed", ClassStaging, true, "an input file could not be downloaded"},
+	StageInChecksum:     {"stagein_checksum", ClassStaging, true, "an input file did not match its recorded size or adler32"},
+	StageOutFailed:      {"stageout_failed", ClassStaging, true, "an output file could not be uploaded"},
+	StageInputMissing:   {"input_missing", ClassStaging, false, "an input file no longer exists on its endpoint"},
 }
 
 // Known reports whether c is in the table.

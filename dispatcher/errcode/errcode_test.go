@@ -18,6 +18,7 @@ var classByDigit = map[int]string{
 	1: errcode.ClassPilot,
 	2: errcode.ClassPayload,
 	3: errcode.ClassDispatcher,
+	4: errcode.ClassStaging,
 }
 
 func TestTable(t *testing.T) {
@@ -111,7 +112,7 @@ func TestEveryConstInTable(t *testing.T) {
 }
 
 func TestUnknownCode(t *testing.T) {
-	for _, c := range []errcode.Code{-1, 999, 1999, 4001, 9999, 123456} {
+	for _, c := range []errcode.Code{-1, 999, 1999, 4999, 9999, 123456} {
 		if c.Known() {
 			t.Fatalf("%d is in the table; pick another unknown code", c)
 		}

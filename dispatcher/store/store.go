@@ -93,13 +93,49 @@ type Batch struct {
 	Tasks    []NewTask
 	Jobs     []Job
 	Attempts []Attempt
+	// Files to insert or replace (keyed by JobID, Dir and Index): the
+	// outputs of finished attempts.
+	Files []File
 }
 
 // NewTask is a task to insert with its jobs, their IDs already taken from
-// ReserveIDs: the task's ID, then its jobs' in order.
+// ReserveIDs: the task's ID, then its jobs' in order, and the jobs' input
+// files.
 type NewTask struct {
-	Task Task
-	Jobs []Job
+	Task  Task
+	Jobs  []Job
+	Files []File
+}
+
+// FileDir says whether a file is a job's input or output.
+type FileDir string
+
+const (
+	Input  FileDir = "in"
+	Output FileDir = "out"
+)
+
+// File is one input or output file of a job, with its size and adler32.
+type File struct {
+	JobID  int64
+	TaskID int64
+	Dir    FileDir
+	Index  int    // position among the job's inputs or outputs
+	Name   string // the name the payload sees (inputs) or its path in the work directory (outputs)
+	// Where it is stored.
+	Endpoint string
+	Bucket   string
+	Path     string
+	Size     int64
+	Adler32  string // 8 lowercase hex digits; empty when the storage recorded none
+	Attempt  int    // outputs: the attempt that wrote them
+}
+
+// FileFilter selects files. Zero fields do not filter.
+type FileFilter struct {
+	JobID  int64
+	TaskID int64
+	Dir    FileDir
 }
 
 // TaskFilter selects tasks. Zero fields do not filter.
@@ -157,6 +193,8 @@ type Store interface {
 	Job(ctx context.Context, id int64) (*Job, error)
 	Jobs(ctx context.Context, f JobFilter) ([]Job, error)
 	Attempts(ctx context.Context, jobID int64) ([]Attempt, error)
+	// Files returns files by job, direction and index.
+	Files(ctx context.Context, f FileFilter) ([]File, error)
 	// LiveJobs returns every job not in a final state, for a restart.
 	LiveJobs(ctx context.Context) ([]Job, error)
 	// LiveTasks returns every task that has a job not in a final state.

@@ -40,8 +40,23 @@ func (r *rawSpec) spec() (*Spec, error) {
 	d.int("priority", &r.Priority, &s.Priority)
 	d.int("max_attempts", &r.MaxAttempts, &s.MaxAttempts)
 	d.str("queue", &r.Queue, &s.Queue)
+	d.inputs(&r.Inputs, &s.Inputs)
+	d.int("files_per_job", &r.FilesPerJob, &s.FilesPerJob)
+	d.outputs(&r.Outputs, &s.Outputs)
+	d.bool("stream", &r.Stream, &s.Stream)
 	if d.err != nil {
 		return nil, d.err
+	}
+	if s.Inputs != nil {
+		if !absent(deref(&r.Jobs)) {
+			return nil, &FieldError{"jobs", "leave it out: with inputs, files_per_job decides the number of jobs"}
+		}
+		if absent(deref(&r.FilesPerJob)) {
+			s.FilesPerJob = 1
+		}
+		if !s.Inputs.Dataset() && s.FilesPerJob > 0 {
+			s.Jobs = s.JobsFor(len(s.Inputs.Files))
+		}
 	}
 	if s.Name == "" {
 		s.Name = DefaultName

@@ -41,6 +41,10 @@ type rawSpec struct {
 	Priority    yaml.Node    `yaml:"priority"`
 	MaxAttempts yaml.Node    `yaml:"max_attempts"`
 	Queue       yaml.Node    `yaml:"queue"`
+	Inputs      yaml.Node    `yaml:"inputs"`
+	FilesPerJob yaml.Node    `yaml:"files_per_job"`
+	Outputs     yaml.Node    `yaml:"outputs"`
+	Stream      yaml.Node    `yaml:"stream"`
 }
 
 type rawResources struct {

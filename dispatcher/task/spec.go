@@ -16,7 +16,18 @@ type Spec struct {
 	Priority    int               `json:"priority"`
 	MaxAttempts int               `json:"max_attempts"`
 	Queue       string            `json:"queue,omitempty"`
+	// Data. With Inputs, the number of jobs follows from the files and
+	// FilesPerJob (a dataset is listed when the task is submitted).
+	Inputs      *Inputs  `json:"inputs,omitempty"`
+	FilesPerJob int      `json:"files_per_job,omitempty"`
+	Outputs     *Outputs `json:"outputs,omitempty"`
+	// Stream: the payload reads its inputs through the node cache's HTTP
+	// URLs (PANDO_INPUT_URLS) instead of staged copies.
+	Stream bool `json:"stream,omitempty"`
 }
+
+// JobsFor is the number of jobs that n input files make.
+func (s *Spec) JobsFor(n int) int { return (n + s.FilesPerJob - 1) / s.FilesPerJob }
 
 // Resources is what each job of the task needs.
 type Resources struct {

@@ -60,7 +60,7 @@ func (s *Spec) Validate() error {
 	if s.Queue != "" && (len(s.Queue) > maxQueueLen || !queueRe.MatchString(s.Queue)) {
 		return &FieldError{"queue", fmt.Sprintf("invalid name %s: use up to %d letters, digits, '.', '_' or '-', starting with a letter or digit", quote(s.Queue), maxQueueLen)}
 	}
-	return nil
+	return s.validateData()
 }
 
 func (r *Resources) validate() error {

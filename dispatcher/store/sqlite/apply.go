@@ -12,7 +12,7 @@ import (
 // whole batch with store.ErrNotFound: the caller's memory and the store
 // disagree, and writing part of a group commit would hide that.
 func (db *DB) Apply(ctx context.Context, b *store.Batch) error {
-	if len(b.Tasks) == 0 && len(b.Jobs) == 0 && len(b.Attempts) == 0 {
+	if len(b.Tasks) == 0 && len(b.Jobs) == 0 && len(b.Attempts) == 0 && len(b.Files) == 0 {
 		return nil
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -28,6 +28,9 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) error {
 	}
 	if err := db.upsertAttempts(ctx, tx, b.Attempts); err != nil {
 		return fmt.Errorf("sqlite: apply batch: upsert attempts: %w", err)
+	}
+	if err := db.upsertFiles(ctx, tx, b.Files); err != nil {
+		return fmt.Errorf("sqlite: apply batch: upsert files: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: apply batch: commit: %w", err)

@@ -176,6 +176,31 @@ func (db *DB) Attempts(ctx context.Context, jobID int64) ([]store.Attempt, error
 	return as, nil
 }
 
+const fileSelect = `SELECT job_id, task_id, dir, idx, name, endpoint, bucket, path,
+	size, adler32, attempt FROM files`
+
+func scanFile(s scanner) (store.File, error) {
+	var f store.File
+	var dir string
+	err := s.Scan(&f.JobID, &f.TaskID, &dir, &f.Index, &f.Name, &f.Endpoint, &f.Bucket,
+		&f.Path, &f.Size, &f.Adler32, &f.Attempt)
+	f.Dir = store.FileDir(dir)
+	return f, err
+}
+
+// Files returns the files f selects by job, direction ("in" first) and index.
+func (db *DB) Files(ctx context.Context, f store.FileFilter) ([]store.File, error) {
+	var w where
+	w.add(f.JobID != 0, "job_id = ?", f.JobID)
+	w.add(f.TaskID != 0, "task_id = ?", f.TaskID)
+	w.add(f.Dir != "", "dir = ?", string(f.Dir))
+	fs, err := query(ctx, db, scanFile, fileSelect+w.sql("job_id, dir, idx", 0), w.args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: files: %w", err)
+	}
+	return fs, nil
+}
+
 // LiveJobs returns every job not in a final state, by ascending ID.
 func (db *DB) LiveJobs(ctx context.Context) ([]store.Job, error) {
 	js, err := query(ctx, db, scanJob, jobSelect+" WHERE j.state IN "+liveStates+" ORDER BY j.id")

@@ -83,6 +83,25 @@ var migrations = []string{
 		created INTEGER NOT NULL
 	) WITHOUT ROWID;
 	`,
+	`
+	-- Input and output files of jobs. Inputs are written with their task,
+	-- outputs with the report of the attempt that wrote them.
+	CREATE TABLE files (
+		job_id   INTEGER NOT NULL REFERENCES jobs (id),
+		dir      TEXT    NOT NULL,
+		idx      INTEGER NOT NULL,
+		task_id  INTEGER NOT NULL,
+		name     TEXT    NOT NULL,
+		endpoint TEXT    NOT NULL,
+		bucket   TEXT    NOT NULL,
+		path     TEXT    NOT NULL,
+		size     INTEGER NOT NULL,
+		adler32  TEXT    NOT NULL,
+		attempt  INTEGER NOT NULL,
+		PRIMARY KEY (job_id, dir, idx)
+	) WITHOUT ROWID;
+	CREATE INDEX files_task ON files (task_id);
+	`,
 }
 
 // migrate applies the missing migrations in one transaction, so a crash

@@ -43,6 +43,15 @@ const (
 		ended = excluded.ended, cpu_seconds = excluded.cpu_seconds,
 		max_rss_bytes = excluded.max_rss_bytes`
 	attemptRow = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+	// A later row for the same file replaces the earlier one: an output
+	// written again by a later attempt.
+	upsertFileSQL = `INSERT INTO files (job_id, dir, idx, task_id, name, endpoint,
+		bucket, path, size, adler32, attempt) VALUES %s
+		ON CONFLICT (job_id, dir, idx) DO UPDATE SET
+		task_id = excluded.task_id, name = excluded.name, endpoint = excluded.endpoint,
+		bucket = excluded.bucket, path = excluded.path, size = excluded.size,
+		adler32 = excluded.adler32, attempt = excluded.attempt`
+	fileRow = "(?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 // multi is a statement prepared twice: for chunk rows and for one row.
@@ -53,6 +62,7 @@ type multi struct{ many, one *sql.Stmt }
 type writeStmts struct {
 	nextID, insertTask, insertToken  *sql.Stmt
 	insertJobs, updateJobs, attempts multi
+	files                            multi
 }
 
 // rows returns n copies of row, comma-separated.
@@ -79,6 +89,7 @@ func (s *writeStmts) prepare(ctx context.Context, w *sql.DB) error {
 		{&s.insertJobs, insertJobSQL, jobRow},
 		{&s.updateJobs, updateJobSQL, updateRow},
 		{&s.attempts, upsertAttemptSQL, attemptRow},
+		{&s.files, upsertFileSQL, fileRow},
 	} {
 		qs = append(qs, prep{&m.dst.many, fmt.Sprintf(m.sql, rows(m.row, chunk))},
 			prep{&m.dst.one, fmt.Sprintf(m.sql, m.row)})
@@ -98,7 +109,7 @@ func (s *writeStmts) close() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.nextID, s.insertTask, s.insertToken,
 		s.insertJobs.many, s.insertJobs.one, s.updateJobs.many, s.updateJobs.one,
-		s.attempts.many, s.attempts.one} {
+		s.attempts.many, s.attempts.one, s.files.many, s.files.one} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -197,6 +208,9 @@ func (db *DB) insertTasks(ctx context.Context, tx *sql.Tx, tasks []store.NewTask
 		if err := db.insertJobs(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("insert jobs of task %d: %w", t.ID, err)
 		}
+		if err := db.upsertFiles(ctx, tx, tasks[i].Files); err != nil {
+			return fmt.Errorf("insert files of task %d: %w", t.ID, err)
+		}
 	}
 	return nil
 }
@@ -217,4 +231,13 @@ func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
 		return fmt.Errorf("sqlite: create token %q: %w", t.Name, err)
 	}
 	return nil
+}
+
+func (db *DB) upsertFiles(ctx context.Context, tx *sql.Tx, fs []store.File) error {
+	_, err := db.stmts.files.exec(ctx, tx, len(fs), func(args []any, i int) []any {
+		f := &fs[i]
+		return append(args, f.JobID, string(f.Dir), f.Index, f.TaskID, f.Name, f.Endpoint,
+			f.Bucket, f.Path, f.Size, f.Adler32, f.Attempt)
+	})
+	return err
 }

@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"JobFilters", testJobFilters},
 		{"TaskCounts", testTaskCounts},
 		{"Live", testLive},
+		{"Files", testFiles},
 		{"Tokens", testTokens},
 		{"Persistence", testPersistence},
 		{"ConcurrentReaders", testConcurrentReaders},
