@@ -67,6 +67,9 @@ func sampleAssign() *wire.Assign {
 		},
 		SubmitUnixNano: 1_764_000_000_123_456_789,
 		Network:        true,
+		Inputs:         []wire.InputFile{{Name: "f1", Size: 12, Adler32: "0a0b0c0d", URL: "http://x/f1?sig", Source: "lake:data/run1/f1"}},
+		Outputs:        []string{"*.txt"},
+		Stream:         true,
 	}
 }
 

@@ -24,9 +24,20 @@ func sampleReport() *wire.Report {
 		ExitCode: 137, ErrorCode: 2002, Error: "killed by signal 9",
 		StartUnixNano: 1_764_000_000_000_000_000, EndUnixNano: 1_764_000_360_000_000_000,
 		CPUSeconds: 2879.25, MaxRSSBytes: 7 << 30,
+		Outputs: []wire.OutputFile{{Name: "out.txt", Size: 3, Adler32: "024d0127"}},
 	}
 }
 func sampleAck() *wire.Ack { return &wire.Ack{Code: 3003, Message: "stale attempt"} }
+func sampleURLRequest() *wire.URLRequest {
+	return &wire.URLRequest{JobID: 9, Attempt: 2, Inputs: []string{"a.root"}, Outputs: []string{"out/x.txt", "y.log"}}
+}
+func sampleURLs() *wire.URLs {
+	return &wire.URLs{Inputs: []string{"http://s3/a?X-Amz-Signature=1"}, Outputs: []string{"http://s3/x", "http://s3/y"},
+		Code: 4004, Message: "no such input"}
+}
+
+func TestURLRequest(t *testing.T) { roundTrip(t, wire.TypeURLRequest, sampleURLRequest()) }
+func TestURLs(t *testing.T)       { roundTrip(t, wire.TypeURLs, sampleURLs()) }
 
 func TestJobOpen(t *testing.T)  { roundTrip(t, wire.TypeJobOpen, sampleJobOpen()) }
 func TestJobState(t *testing.T) { roundTrip(t, wire.TypeJobState, sampleJobState()) }

@@ -21,6 +21,9 @@ const (
 	TypeLog      Type = 23
 	TypeReport   Type = 24
 	TypeAck      Type = 25
+	// On a stream of their own, opened by the agent: one request, one answer.
+	TypeURLRequest Type = 26
+	TypeURLs       Type = 27
 )
 
 // Message is implemented by every protocol message.
@@ -141,6 +144,47 @@ type Assign struct {
 	SubmitUnixNano int64 `cbor:"9,keyasint,omitempty"`
 	// Network: the payload may use the network (containers have none otherwise).
 	Network bool `cbor:"10,keyasint,omitempty"`
+	// Inputs are staged (or, with Stream, served by the node cache) before
+	// the payload starts; Outputs are the patterns of files to upload after
+	// it succeeds.
+	Inputs  []InputFile `cbor:"11,keyasint,omitempty"`
+	Outputs []string    `cbor:"12,keyasint,omitempty"`
+	Stream  bool        `cbor:"13,keyasint,omitempty"`
+}
+
+// InputFile is one input of a job attempt.
+type InputFile struct {
+	Name    string `cbor:"1,keyasint"` // file name in the payload's input directory
+	Size    int64  `cbor:"2,keyasint"`
+	Adler32 string `cbor:"3,keyasint,omitempty"` // empty: not recorded, size only
+	URL     string `cbor:"4,keyasint,omitempty"` // presigned GET, valid for the walltime and a margin
+	// Source is ENDPOINT:BUCKET/PATH: the cache key, and for messages.
+	Source string `cbor:"5,keyasint"`
+}
+
+// OutputFile is one uploaded output, as the agent measured it.
+type OutputFile struct {
+	Name    string `cbor:"1,keyasint"` // path relative to the work directory
+	Size    int64  `cbor:"2,keyasint"`
+	Adler32 string `cbor:"3,keyasint"`
+}
+
+// URLRequest asks for presigned URLs for a running attempt: fresh GET URLs
+// for inputs whose URL expired, by name, and PUT URLs for outputs, by name.
+type URLRequest struct {
+	JobID   int64    `cbor:"1,keyasint"`
+	Attempt int      `cbor:"2,keyasint"`
+	Inputs  []string `cbor:"3,keyasint,omitempty"`
+	Outputs []string `cbor:"4,keyasint,omitempty"`
+}
+
+// URLs answers a URLRequest, in its order. Code is non-zero (an errcode)
+// when the request was refused, with Message saying why.
+type URLs struct {
+	Inputs  []string `cbor:"1,keyasint,omitempty"`
+	Outputs []string `cbor:"2,keyasint,omitempty"`
+	Code    int      `cbor:"3,keyasint,omitempty"`
+	Message string   `cbor:"4,keyasint,omitempty"`
 }
 
 // Heartbeat is sent by the agent every Welcome.HeartbeatMillis.
@@ -217,6 +261,8 @@ type Report struct {
 	EndUnixNano   int64   `cbor:"5,keyasint,omitempty"`
 	CPUSeconds    float64 `cbor:"6,keyasint,omitempty"`
 	MaxRSSBytes   int64   `cbor:"7,keyasint,omitempty"`
+	// Outputs uploaded by the attempt (only when it succeeded).
+	Outputs []OutputFile `cbor:"8,keyasint,omitempty"`
 }
 
 // Ack answers a Report (and a JobOpen): Code 0 means accepted and durable;
@@ -241,6 +287,8 @@ func (*Sample) Type() Type       { return TypeSample }
 func (*Log) Type() Type          { return TypeLog }
 func (*Report) Type() Type       { return TypeReport }
 func (*Ack) Type() Type          { return TypeAck }
+func (*URLRequest) Type() Type   { return TypeURLRequest }
+func (*URLs) Type() Type         { return TypeURLs }
 
 // New returns an empty message of type t, or nil for an unknown type.
 func New(t Type) Message {
@@ -275,6 +323,10 @@ func New(t Type) Message {
 		return new(Report)
 	case TypeAck:
 		return new(Ack)
+	case TypeURLRequest:
+		return new(URLRequest)
+	case TypeURLs:
+		return new(URLs)
 	}
 	return nil
 }
