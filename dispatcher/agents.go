@@ -364,6 +364,10 @@ func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Strea
 		st.CancelRead(quic.StreamErrorCode(wire.CloseProtocol))
 		return key, false
 	}
+	if req, ok := m.(*wire.URLRequest); ok {
+		_ = w.Write(s.urls(id, req))
+		return key, false
+	}
 	open, ok := m.(*wire.JobOpen)
 	if !ok {
 		_ = w.Write(&wire.Ack{Code: int(errcode.DispatcherStale), Message: "job stream must start with JobOpen"})
@@ -399,6 +403,11 @@ func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Strea
 			}
 		case *wire.Report:
 			logs.close()
+			if err := s.checkOutputs(ctx, id, open, m); err != nil {
+				ss.log.Warn("cannot check the outputs of a report; the pilot will resend it", "job", open.JobID, "err", err)
+				_ = w.Write(&wire.Ack{Code: -1, Message: "outputs not checked: " + err.Error()})
+				return key, false
+			}
 			ack := s.report(ctx, id, open, m)
 			err := w.Write(ack)
 			return key, err == nil && ack.Code >= 0 // else the agent resends

@@ -29,6 +29,10 @@ func (s *Server) Submit(ctx context.Context, owner string, spec *task.Spec) (int
 	if err := s.unavailable(); err != nil {
 		return 0, err // take no new work that could not be stored
 	}
+	files, err := s.resolveData(ctx, spec) // sets spec.Jobs for inputs
+	if err != nil {
+		return 0, err
+	}
 	raw, err := json.Marshal(spec)
 	if err != nil {
 		return 0, fmt.Errorf("encode spec: %w", err)
@@ -45,10 +49,13 @@ func (s *Server) Submit(ctx context.Context, owner string, spec *task.Spec) (int
 		jobs[i] = store.Job{ID: id + 1 + int64(i), TaskID: id, Index: i, State: store.Ready,
 			MaxAttempts: spec.MaxAttempts, Created: now, Updated: now}
 	}
+	for i := range files {
+		files[i].TaskID, files[i].JobID = id, id+1+int64(i/spec.FilesPerJob)
+	}
 	// The task is inserted by the next group commit, together with the
 	// first assignments of its jobs; the caller hears back once durable.
 	done := make(chan error, 1)
-	s.broker.Submit(t, spec, jobs, func(err error) { done <- err })
+	s.broker.Submit(store.NewTask{Task: t, Jobs: jobs, Files: files}, spec, func(err error) { done <- err })
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -166,7 +173,17 @@ func (s *Server) Retry(ctx context.Context, id int64) (string, int, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	n := s.broker.Revive(*t, spec, jobs)
+	var files []store.File
+	if spec.Inputs != nil {
+		f := store.FileFilter{TaskID: t.ID, Dir: store.Input}
+		if kind == "job" {
+			f = store.FileFilter{JobID: id, Dir: store.Input}
+		}
+		if files, err = s.store.Files(ctx, f); err != nil {
+			return "", 0, err
+		}
+	}
+	n := s.broker.Revive(*t, spec, jobs, files)
 	return kind, n, s.sync(ctx)
 }
 
@@ -196,14 +213,22 @@ func (s *Server) recover(ctx context.Context) error {
 	}
 	byID := make(map[int64]store.Task, len(tasks))
 	specs := make(map[int64]*task.Spec, len(tasks))
+	files := make(map[int64][]store.File)
 	for _, t := range tasks {
 		spec, err := decodeSpec(&t)
 		if err != nil {
 			return fmt.Errorf("dispatcher: recover: %w", err)
 		}
 		byID[t.ID], specs[t.ID] = t, spec
+		if spec.Inputs != nil {
+			fs, err := s.store.Files(ctx, store.FileFilter{TaskID: t.ID, Dir: store.Input})
+			if err != nil {
+				return fmt.Errorf("dispatcher: recover: %w", err)
+			}
+			files[t.ID] = fs
+		}
 	}
-	s.broker.Recover(byID, specs, jobs)
+	s.broker.Recover(byID, specs, jobs, files)
 	if len(jobs) > 0 {
 		s.log.Info("recovered live jobs", "tasks", len(tasks), "jobs", len(jobs))
 	}

@@ -50,6 +50,9 @@ func (ss *session) Send(msgs []wire.Message) error {
 	for _, m := range msgs {
 		if a, ok := m.(*wire.Assign); ok {
 			assigned = append(assigned, wire.RunningJob{JobID: a.JobID, Attempt: a.Attempt})
+			if len(a.Inputs) > 0 {
+				ss.srv.presignInputs(a)
+			}
 		}
 	}
 	// Before the Assign can reach the agent, so the acceptor is there for its stream.

@@ -87,6 +87,19 @@ func jobView(w io.Writer, j api.Job) {
 	kv("Updated", timeText(j.Updated))
 	kv("Started", timePtrText(j.Started))
 	kv("Ended", timePtrText(j.Ended))
+	for _, fs := range []struct {
+		title string
+		files []api.File
+	}{{"INPUT", j.Inputs}, {"OUTPUT", j.Outputs}} {
+		if len(fs.files) == 0 {
+			continue
+		}
+		fmt.Fprintln(w)
+		row(w, fs.title, "SIZE", "ADLER32", "STORED AT")
+		for _, f := range fs.files {
+			row(w, f.Name, f.Size, orDash(f.Adler32), fmt.Sprintf("%s:%s/%s", f.Endpoint, f.Bucket, f.Path))
+		}
+	}
 	if len(j.Attempts) == 0 {
 		return
 	}
@@ -139,4 +152,11 @@ func plural(n int, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -98,6 +98,10 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 // dispatcher cannot write its state now, e.g. a full disk): answered 503.
 var ErrUnavailable = errors.New("dispatcher unavailable")
 
+// ErrInvalid marks a request the dispatcher cannot act on as given (a task
+// naming an unknown storage endpoint, an empty dataset): answered 400.
+var ErrInvalid = errors.New("invalid request")
+
 // httpError is an error with its status (and, for errors.Is, its kind).
 type httpError struct {
 	status int
@@ -119,6 +123,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, he.status, he.msg)
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, err.Error())

@@ -69,6 +69,19 @@ type Job struct {
 	Started     *time.Time `json:"started,omitempty"`
 	Ended       *time.Time `json:"ended,omitempty"`
 	Attempts    []Attempt  `json:"attempts,omitempty"` // only on GET /jobs/{id}
+	Inputs      []File     `json:"inputs,omitempty"`   // only on GET /jobs/{id}
+	Outputs     []File     `json:"outputs,omitempty"`  // only on GET /jobs/{id}
+}
+
+// File is one input or output file of a job.
+type File struct {
+	Name     string `json:"name"`
+	Endpoint string `json:"endpoint"`
+	Bucket   string `json:"bucket"`
+	Path     string `json:"path"`
+	Size     int64  `json:"size"`
+	Adler32  string `json:"adler32"`
+	Attempt  int    `json:"attempt,omitempty"` // outputs: the attempt that wrote it
 }
 
 // Attempt is one past or current attempt of a job.

@@ -198,6 +198,18 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p auth.Principal
 			ExitCode: j.ExitCode, ErrorCode: j.ErrorCode, ErrorName: errName(j.ErrorCode), Error: j.Error,
 			Assigned: j.Updated, Started: timePtr(j.Started), Ended: timePtr(j.Ended)})
 	}
+	files, err := s.store.Files(r.Context(), store.FileFilter{JobID: id})
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		fv := File{Name: f.Name, Endpoint: f.Endpoint, Bucket: f.Bucket, Path: f.Path, Size: f.Size, Adler32: f.Adler32, Attempt: f.Attempt}
+		if f.Dir == store.Output {
+			v.Outputs = append(v.Outputs, fv)
+		} else {
+			v.Inputs = append(v.Inputs, fv)
+		}
+	}
 	return writeJSON(w, http.StatusOK, v)
 }
 

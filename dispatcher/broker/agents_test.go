@@ -306,7 +306,7 @@ func TestRecover(t *testing.T) {
 			AgentID: "a2", AgentName: "name-a2", Created: old, Updated: old},
 		{ID: 6, TaskID: 99, Index: 0, State: store.Ready}, // tk unknown: skipped
 	}
-	h.b.Recover(map[int64]store.Task{tk.ID: tk}, map[int64]*task.Spec{tk.ID: spec}, jobs)
+	h.b.Recover(map[int64]store.Task{tk.ID: tk}, map[int64]*task.Spec{tk.ID: spec}, jobs, nil)
 	h.notLive(6)
 
 	ag := h.b.Agents()
@@ -369,7 +369,7 @@ func TestRecoverAgentReconnectsWithoutJob(t *testing.T) {
 	tk, spec, _ := h.newTask(taskOpts{})
 	h.b.Recover(map[int64]store.Task{tk.ID: tk}, map[int64]*task.Spec{tk.ID: spec}, []store.Job{
 		{ID: 7, TaskID: tk.ID, State: store.Running, Attempt: 1, MaxAttempts: 3, AgentID: "a1", AgentName: "n"},
-	})
+	}, nil)
 	h.connect("a1", "")
 	if j := h.live(7); j.State != store.Ready || j.ErrorCode != int(errcode.DispatcherAgentGone) {
 		t.Fatalf("job = %+v", j)
@@ -409,7 +409,7 @@ func TestRevive(t *testing.T) {
 		{ID: ids[2], TaskID: tk.ID, Index: 2, State: store.Failed, Attempt: 1, MaxAttempts: 2, Created: t0}, // stale: live
 		{ID: 99, TaskID: tk.ID, Index: 3, State: store.Finished, Attempt: 1, MaxAttempts: 2, Created: t0},
 	}
-	if n := h.b.Revive(tk, spec, stored); n != 2 {
+	if n := h.b.Revive(tk, spec, stored, nil); n != 2 {
 		t.Fatalf("Revive = %d, want 2", n)
 	}
 	batch := h.commit()
@@ -445,7 +445,7 @@ func TestRevive(t *testing.T) {
 		t.Fatalf("after 4 attempts: %+v", j)
 	}
 	// Reviving a live job is a no-op.
-	if n := h.b.Revive(tk, spec, []store.Job{{ID: ids[1], TaskID: tk.ID, State: store.Failed, Attempt: 1}}); n != 0 {
+	if n := h.b.Revive(tk, spec, []store.Job{{ID: ids[1], TaskID: tk.ID, State: store.Failed, Attempt: 1}}, nil); n != 0 {
 		t.Fatalf("Revive of a live job = %d", n)
 	}
 }
@@ -456,7 +456,7 @@ func TestReviveFeedsHungry(t *testing.T) {
 	tk, spec, _ := h.newTask(taskOpts{maxAttempts: 1, queue: "q"})
 	a := h.connect("a1", "q")
 	a.want(1)
-	n := h.b.Revive(tk, spec, []store.Job{{ID: 5, TaskID: tk.ID, State: store.Failed, Attempt: 1, MaxAttempts: 1}})
+	n := h.b.Revive(tk, spec, []store.Job{{ID: 5, TaskID: tk.ID, State: store.Failed, Attempt: 1, MaxAttempts: 1}}, nil)
 	if n != 1 {
 		t.Fatalf("Revive = %d", n)
 	}
@@ -470,7 +470,7 @@ func TestReviveFeedsHungry(t *testing.T) {
 func TestKillRevivedJobWritesNoAttempt(t *testing.T) {
 	h := newHarness(t, defaultConfig())
 	tk, spec, _ := h.newTask(taskOpts{})
-	n := h.b.Revive(tk, spec, []store.Job{{ID: 5, TaskID: tk.ID, State: store.Failed, Attempt: 2, MaxAttempts: 2, ErrorCode: 2001}})
+	n := h.b.Revive(tk, spec, []store.Job{{ID: 5, TaskID: tk.ID, State: store.Failed, Attempt: 2, MaxAttempts: 2, ErrorCode: 2001}}, nil)
 	if n != 1 {
 		t.Fatalf("Revive = %d", n)
 	}
@@ -492,7 +492,7 @@ func TestKillRecoveredRetryKeepsAttempt(t *testing.T) {
 	tk, spec, _ := h.newTask(taskOpts{})
 	h.b.Recover(map[int64]store.Task{tk.ID: tk}, map[int64]*task.Spec{tk.ID: spec}, []store.Job{
 		{ID: 8, TaskID: tk.ID, State: store.Ready, Attempt: 1, MaxAttempts: 3, ErrorCode: 2001},
-	})
+	}, nil)
 	h.b.KillJob(8, "never mind")
 	batch := h.commit()
 	if j := batchJob(t, batch, 8); j.State != store.Cancelled {

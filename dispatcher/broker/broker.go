@@ -75,6 +75,7 @@ type Broker struct {
 	newTasks []store.NewTask
 	dirty    map[int64]*jobState
 	attempts []store.Attempt
+	files    []store.File
 	after    []func(error)
 	signal   chan struct{}
 	nextSess int64
@@ -117,8 +118,8 @@ func (b *Broker) TakeBatch() (*store.Batch, []func(error)) {
 	if len(b.newTasks) == 0 && len(b.dirty) == 0 && len(b.attempts) == 0 && len(b.after) == 0 {
 		return nil, nil
 	}
-	batch := &store.Batch{Tasks: b.newTasks, Jobs: make([]store.Job, 0, len(b.dirty)), Attempts: b.attempts}
-	b.newTasks = nil
+	batch := &store.Batch{Tasks: b.newTasks, Jobs: make([]store.Job, 0, len(b.dirty)), Attempts: b.attempts, Files: b.files}
+	b.newTasks, b.files = nil, nil
 	for _, j := range b.dirty {
 		batch.Jobs = append(batch.Jobs, j.record())
 		if j.attemptDirty {

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pando-wms/pando/dispatcher/errcode"
@@ -31,6 +32,12 @@ type taskState struct {
 	image       string
 	network     bool
 	created     time.Time
+	// Data: each live job's inputs (URLs are presigned per attempt, on the
+	// way out), the output patterns and where outputs go.
+	inputs   map[int64][]wire.InputFile
+	outputs  *task.Outputs
+	patterns []string
+	stream   bool
 
 	live    int         // jobs not in a final state
 	ready   []*jobState // FIFO of queued jobs (may hold stale entries)
@@ -76,11 +83,32 @@ func (j *jobState) record() store.Job {
 }
 
 func newTaskState(t store.Task, spec *task.Spec) *taskState {
-	return &taskState{
+	ts := &taskState{
 		id: t.ID, owner: t.Owner, queue: t.Queue, priority: t.Priority,
 		maxAttempts: t.MaxAttempts, command: spec.Command, env: spec.Env,
 		image: spec.Image, network: spec.Network, created: t.Created,
-		res: JobResources(spec.Resources),
+		res: JobResources(spec.Resources), outputs: spec.Outputs, stream: spec.Stream,
+	}
+	if spec.Outputs != nil {
+		ts.patterns = spec.Outputs.Patterns
+	}
+	return ts
+}
+
+// addFiles keeps the inputs among files (sorted by job and index).
+func (ts *taskState) addFiles(files []store.File) {
+	for _, f := range files {
+		if f.Dir != store.Input {
+			continue
+		}
+		if ts.inputs == nil {
+			ts.inputs = make(map[int64][]wire.InputFile)
+		}
+		if f.Index == 0 {
+			ts.inputs[f.JobID] = nil // replace, not add to, what an earlier load kept
+		}
+		ts.inputs[f.JobID] = append(ts.inputs[f.JobID], wire.InputFile{Name: f.Name, Size: f.Size,
+			Adler32: f.Adler32, Source: task.FileRef{Endpoint: f.Endpoint, Bucket: f.Bucket, Path: f.Path}.String()})
 	}
 }
 
@@ -116,15 +144,16 @@ func (b *Broker) adopt(ts *taskState, r store.Job) *jobState {
 	return j
 }
 
-// Submit takes a new task whose IDs the caller reserved: it is inserted by
-// the next group commit, and done is called once it is durable. Its jobs
-// are matched at once; their assignments ride in the same commit.
-func (b *Broker) Submit(t store.Task, spec *task.Spec, jobs []store.Job, done func(error)) {
+// Submit takes a new task (with its jobs and their input files) whose IDs
+// the caller reserved: it is inserted by the next group commit, and done is
+// called once it is durable. Its jobs are matched at once; their
+// assignments ride in the same commit.
+func (b *Broker) Submit(nt store.NewTask, spec *task.Spec, done func(error)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.newTasks = append(b.newTasks, store.NewTask{Task: t, Jobs: jobs})
+	b.newTasks = append(b.newTasks, nt)
 	b.afterCommit(done)
-	b.addTask(t, spec, jobs)
+	b.addTask(nt.Task, spec, nt.Jobs, nt.Files)
 }
 
 // AddTask takes an already stored task's jobs (all ready) into the index
@@ -132,11 +161,12 @@ func (b *Broker) Submit(t store.Task, spec *task.Spec, jobs []store.Job, done fu
 func (b *Broker) AddTask(t store.Task, spec *task.Spec, jobs []store.Job) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.addTask(t, spec, jobs)
+	b.addTask(t, spec, jobs, nil)
 }
 
-func (b *Broker) addTask(t store.Task, spec *task.Spec, jobs []store.Job) {
+func (b *Broker) addTask(t store.Task, spec *task.Spec, jobs []store.Job, files []store.File) {
 	ts := b.taskFor(t, spec)
+	ts.addFiles(files)
 	for _, r := range jobs {
 		j := b.adopt(ts, r)
 		if j.state == stateReady {
@@ -149,8 +179,8 @@ func (b *Broker) addTask(t store.Task, spec *task.Spec, jobs []store.Job) {
 // Recover loads the live jobs of a restarted dispatcher. Jobs that were
 // assigned or running belong to agents that must reconnect within
 // AgentTimeout+Grace (they may be backing off) to re-attach them, or they
-// are retried.
-func (b *Broker) Recover(tasks map[int64]store.Task, specs map[int64]*task.Spec, jobs []store.Job) {
+// are retried. files holds the input files of each task, by task ID.
+func (b *Broker) Recover(tasks map[int64]store.Task, specs map[int64]*task.Spec, jobs []store.Job, files map[int64][]store.File) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	lostBy := b.cfg.Now().Add(b.cfg.AgentTimeout + b.cfg.Grace)
@@ -160,7 +190,12 @@ func (b *Broker) Recover(tasks map[int64]store.Task, specs map[int64]*task.Spec,
 			b.log.Error("live job without task", "job", r.ID, "task", r.TaskID)
 			continue
 		}
-		j := b.adopt(b.taskFor(t, specs[t.ID]), r)
+		ts, known := b.tasks[t.ID]
+		if !known {
+			ts = b.taskFor(t, specs[t.ID])
+			ts.addFiles(files[t.ID])
+		}
+		j := b.adopt(ts, r)
 		j.cur = store.Attempt{JobID: j.id, Attempt: j.attempt, AgentID: r.AgentID,
 			AgentName: r.AgentName, State: j.state, Started: r.Started, Assigned: r.Updated}
 		switch j.state {
@@ -199,6 +234,8 @@ func (b *Broker) assign(j *jobState, a *agentState) *wire.Assign {
 		JobID: j.id, TaskID: t.id, Index: j.index, Attempt: j.attempt,
 		Command: t.command, Env: t.env, Image: t.image, Network: t.network, Resources: t.res,
 		SubmitUnixNano: t.created.UnixNano(),
+		// A copy: the URLs are filled in per attempt.
+		Inputs: slices.Clone(t.inputs[j.id]), Outputs: t.patterns, Stream: t.stream,
 	}
 }
 
@@ -292,6 +329,7 @@ func (b *Broker) Report(agentID string, jobID int64, attempt int, r *wire.Report
 	}
 	b.detach(j)
 	if code == errcode.OK {
+		b.keepOutputs(j, r.Outputs)
 		b.finish(j, stateFinished, code, "", now)
 	} else {
 		text := r.Error
@@ -302,6 +340,41 @@ func (b *Broker) Report(agentID string, jobID int64, attempt int, r *wire.Report
 	}
 	b.afterCommit(done)
 	return nil
+}
+
+// keepOutputs records the outputs a successful attempt uploaded.
+func (b *Broker) keepOutputs(j *jobState, outs []wire.OutputFile) {
+	o := j.task.outputs
+	if o == nil {
+		return
+	}
+	for i, f := range outs {
+		b.files = append(b.files, store.File{JobID: j.id, TaskID: j.task.id, Dir: store.Output, Index: i,
+			Name: f.Name, Endpoint: o.Endpoint, Bucket: o.Bucket, Size: f.Size, Adler32: f.Adler32,
+			Path: o.OutputKey(j.task.id, j.id, j.index, j.attempt, f.Name), Attempt: j.attempt})
+	}
+}
+
+// DataInfo is what the dispatcher needs to presign URLs for an attempt.
+type DataInfo struct {
+	TaskID   int64
+	Index    int
+	Walltime time.Duration
+	Inputs   []wire.InputFile // without URLs
+	Outputs  *task.Outputs
+}
+
+// Data returns the data of the attempt an agent runs, fencing stale attempts.
+func (b *Broker) Data(agentID string, jobID int64, attempt int) (*DataInfo, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	j, err := b.check(agentID, jobID, attempt)
+	if err != nil {
+		return nil, err
+	}
+	t := j.task
+	return &DataInfo{TaskID: t.id, Index: j.index, Walltime: time.Duration(t.res.WalltimeSecs) * time.Second,
+		Inputs: t.inputs[j.id], Outputs: t.outputs}, nil
 }
 
 // detach removes j from its agent's running set.
@@ -356,6 +429,7 @@ func (b *Broker) finish(j *jobState, s store.State, code errcode.Code, text stri
 	b.touch(j)
 	delete(b.jobs, j.id)
 	t := j.task
+	delete(t.inputs, j.id)
 	if t.live--; t.live == 0 {
 		b.index.unindex(t)
 		delete(b.tasks, t.id)
@@ -405,10 +479,11 @@ func (b *Broker) kill(j *jobState, reason string) {
 // Revive makes failed or cancelled jobs of a task ready again for a user
 // retry, each allowed the task's max_attempts more attempts. The jobs come
 // from the store; those already live are skipped. It returns how many.
-func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job) int {
+func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job, files []store.File) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ts := b.taskFor(t, spec)
+	ts.addFiles(files)
 	n := 0
 	for _, r := range jobs {
 		if _, live := b.jobs[r.ID]; live || (r.State != stateFailed && r.State != stateCancelled) {
