@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -162,8 +163,29 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 	if len(j.gpus) != j.a.Resources.GPUs {
 		return failWith(errcode.PilotStartFailed, fmt.Errorf("job needs %d GPUs, only %d free", j.a.Resources.GPUs, len(j.gpus)))
 	}
-	p.emit(ctx, j, &wire.JobState{Phase: wire.PhaseRunning, UnixNano: rep.StartUnixNano})
+	var staged *stagedInputs
+	if len(j.a.Inputs) > 0 {
+		p.emit(ctx, j, &wire.JobState{Phase: wire.PhaseStageIn, UnixNano: time.Now().UnixNano()})
+		var err error
+		staged, err = p.stageIn(ctx, j)
+		defer staged.release()
+		if err != nil {
+			if code, text := j.killed(); code != 0 {
+				return failWith(code, errors.New(text))
+			}
+			return failWith(stageFailure(err).code, err)
+		}
+	}
+	p.emit(ctx, j, &wire.JobState{Phase: wire.PhaseRunning, UnixNano: time.Now().UnixNano()})
 	spec := PayloadSpec(fmt.Sprintf("pando-%d-%d-%s", j.a.JobID, j.a.Attempt, p.id[:8]), j.a, j.dir, p.gpuIDs(j.gpus))
+	if staged != nil {
+		spec.Env["PANDO_INPUT_DIR"] = staged.dir
+		spec.Env["PANDO_INPUTS"] = strings.Join(staged.names, ",")
+		if j.a.Stream {
+			spec.Env["PANDO_INPUT_URLS"] = strings.Join(staged.urls, ",")
+		}
+		spec.Mounts = append(spec.Mounts, containers.Mount{Source: staged.dir, Target: staged.dir, ReadOnly: true})
+	}
 	spec.Stdout = &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stdout}
 	spec.Stderr = &logWriter{p: p, ctx: ctx, j: j, stream: wire.Stderr}
 	rt := p.cfg.Runtime
@@ -205,7 +227,16 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 		}
 		return failWith(errcode.PilotStartFailed, err)
 	}
-	return p.supervise(ctx, j, c, rep)
+	rep = p.supervise(ctx, j, c, rep)
+	if rep.ErrorCode == 0 && rep.ExitCode == 0 && len(j.a.Outputs) > 0 {
+		p.emit(ctx, j, &wire.JobState{Phase: wire.PhaseStageOut, UnixNano: time.Now().UnixNano()})
+		outs, err := p.stageOut(ctx, j)
+		if err != nil {
+			return failWith(errcode.StageOutFailed, err)
+		}
+		rep.Outputs = outs
+	}
+	return rep
 }
 
 // supervise waits for the payload, sampling it and enforcing its walltime.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/pando-wms/pando/containers"
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/edge/cache"
 )
 
 // Config configures a pilot.
@@ -40,7 +42,11 @@ type Config struct {
 	SampleEvery time.Duration
 	// KeepWorkDirs keeps job directories after their report is delivered.
 	KeepWorkDirs bool
-	Logger       *slog.Logger
+	// CacheDir holds the node cache of staged inputs (default WorkDir/cache),
+	// bounded by CacheBytes (default DefaultCacheBytes).
+	CacheDir   string
+	CacheBytes int64
+	Logger     *slog.Logger
 }
 
 // ErrRefused means the dispatcher refused the pilot for good (bad token,
@@ -66,6 +72,14 @@ type Pilot struct {
 	done     chan struct{} // closed when a job ends (wakes the exit check)
 
 	jobsWG sync.WaitGroup
+
+	cache    *cache.Cache // staged inputs, shared by the node's jobs
+	http     *http.Client // to storage
+	serveOnce sync.Once
+	cacheSrv  *http.Server // serves the cache to stream jobs, started by the first
+	cacheURL  string
+	cacheErr  error
+	serveWG   sync.WaitGroup
 }
 
 // New checks cfg and prepares a pilot.
@@ -111,6 +125,17 @@ func New(cfg Config) (*Pilot, error) {
 	if cfg.Walltime > 0 {
 		p.deadline = time.Now().Add(cfg.Walltime)
 	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = filepath.Join(cfg.WorkDir, "cache")
+	}
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = DefaultCacheBytes
+	}
+	c, err := cache.New(cfg.CacheDir, cfg.CacheBytes, p.log.With("component", "cache"))
+	if err != nil {
+		return nil, fmt.Errorf("pilot: node cache: %w", err)
+	}
+	p.cfg, p.cache, p.http = cfg, c, newHTTPClient()
 	return p, nil
 }
 
@@ -147,6 +172,11 @@ loop:
 		}
 	}
 	p.waitJobs(10 * time.Second)
+	p.serveOnce.Do(func() {}) // no server starts after this
+	if p.cacheSrv != nil {
+		p.cacheSrv.Close()
+		p.serveWG.Wait()
+	}
 	stop()
 	if err == nil {
 		err = <-connErr
