@@ -36,8 +36,13 @@ type stagedInputs struct {
 }
 
 func (s *stagedInputs) release() {
+	if s == nil {
+		return
+	}
 	for _, h := range s.handles {
-		h.Release()
+		if h != nil { // nil: that input failed
+			h.Release()
+		}
 	}
 	if s.dir != "" {
 		os.Chmod(s.dir, 0o700)
