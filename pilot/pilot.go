@@ -139,6 +139,9 @@ func New(cfg Config) (*Pilot, error) {
 	return p, nil
 }
 
+// CacheStats describes the node cache of staged inputs.
+func (p *Pilot) CacheStats() cache.Stats { return p.cache.Stats() }
+
 // ID is the pilot's agent ID, stable across reconnects.
 func (p *Pilot) ID() string { return p.id }
 
@@ -177,6 +180,7 @@ loop:
 		p.cacheSrv.Close()
 		p.serveWG.Wait()
 	}
+	p.http.CloseIdleConnections()
 	stop()
 	if err == nil {
 		err = <-connErr

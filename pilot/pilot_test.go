@@ -35,10 +35,16 @@ type env struct {
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func newEnv(t *testing.T, dir string) *env {
+	return newEnvWith(t, dispatcher.Config{DataDir: dir})
+}
+
+// newEnvWith runs a dispatcher on cfg with the test's addresses and timers.
+func newEnvWith(t *testing.T, cfg dispatcher.Config) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := dispatcher.New(ctx, dispatcher.Config{DataDir: dir, AgentAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-		Heartbeat: 200 * time.Millisecond, AgentTimeout: time.Second, Grace: time.Second, RetryBackoff: -1, Logger: quiet()})
+	cfg.AgentAddr, cfg.HTTPAddr, cfg.Logger = "127.0.0.1:0", "127.0.0.1:0", quiet()
+	cfg.Heartbeat, cfg.AgentTimeout, cfg.Grace, cfg.RetryBackoff = 200*time.Millisecond, time.Second, time.Second, -1
+	srv, err := dispatcher.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -66,7 +72,7 @@ func (e *env) stop() {
 	e.stops = nil
 }
 
-func (e *env) pilot(cfg pilot.Config) {
+func (e *env) pilot(cfg pilot.Config) *pilot.Pilot {
 	e.t.Helper()
 	tlsConf, err := pki.ClientTLS(e.srv.CAFile(), "", wire.ALPN, "")
 	if err != nil {
@@ -86,6 +92,7 @@ func (e *env) pilot(cfg pilot.Config) {
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
 	e.stops = append(e.stops, func() { cancel(); <-done })
+	return p
 }
 
 func (e *env) submit(spec string) int64 {
