@@ -238,3 +238,47 @@ func adler(t *testing.T, data []byte) string {
 	return sum
 }
 
+
+// In a container, the staged inputs are mounted read-only at
+// $PANDO_INPUT_DIR, and the outputs still go back to S3; the node cache and
+// other jobs' directories stay out of sight.
+func TestDataInContainer(t *testing.T) {
+	needPodman(t)
+	_, ep, storageFile := lake(t, "data", "results")
+	files := putFiles(t, ep, "data", "c/", 2)
+	c := newCluster(t, append(fastTimers, "--storage", storageFile)...)
+	c.startPilot("--containers", "podman")
+	id := c.submit(`image: localhost/busybox:test
+command:
+  - /bin/sh
+  - -c
+  - |
+    IFS=,
+    for f in $PANDO_INPUTS; do wc -c < "$PANDO_INPUT_DIR/$f" >> sizes.txt; done
+    if touch "$PANDO_INPUT_DIR/new" 2>/dev/null; then echo writable; else echo read-only; fi > ro.txt
+    ls "$(dirname "$PWD")" > seen.txt
+inputs: {endpoint: lake, bucket: data, prefix: c/}
+files_per_job: 2
+outputs: {endpoint: lake, bucket: results, patterns: ["*.txt"]}
+`)
+	if code := c.waitTask(id, 3*time.Minute); code != 0 {
+		t.Fatalf("task did not finish: %+v", c.jobs(id))
+	}
+	j := c.jobs(id)[0]
+	read := func(name string) string {
+		return string(readObject(t, ep, "results", fmt.Sprintf("%d/%d/%s", id, j.ID, name)))
+	}
+	want := fmt.Sprintf("%d\n%d\n", len(files["c/f00.dat"]), len(files["c/f01.dat"]))
+	if got := read("sizes.txt"); got != want {
+		t.Errorf("sizes seen in the container %q, want %q", got, want)
+	}
+	if got := read("ro.txt"); got != "read-only\n" {
+		t.Errorf("input directory in the container: %q", got)
+	}
+	// The work directory's parent holds only this job's directory and inputs.
+	for _, name := range strings.Fields(read("seen.txt")) {
+		if !strings.HasPrefix(name, fmt.Sprintf("job-%d.", j.ID)) {
+			t.Errorf("the container sees %q beside its work directory", name)
+		}
+	}
+}
