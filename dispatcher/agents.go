@@ -18,6 +18,7 @@ import (
 	"github.com/pando-wms/pando/dispatcher/errcode"
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/edge/cache"
 )
 
 const (
@@ -266,6 +267,14 @@ func (s *Server) readControl(ss *session, r *wire.Reader) {
 			s.broker.Want(id, ss, m)
 		case *wire.Heartbeat:
 			_ = ss.Send([]wire.Message{&wire.HeartbeatAck{Seq: m.Seq, UnixNano: m.UnixNano}})
+			if m.CacheHashes != 0 {
+				sum, err := cache.ParseSummary(m.CacheFilter, m.CacheHashes)
+				if err != nil {
+					s.endSession(ss, fmt.Errorf("%w: heartbeat: %v", wire.ErrMalformed, err))
+					return
+				}
+				s.broker.SetCache(id, sum)
+			}
 		default:
 			s.endSession(ss, fmt.Errorf("%w: unexpected message type %d on control stream", wire.ErrMalformed, m.Type()))
 			return

@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/edge/cache"
 )
 
 // session is one live connection to the dispatcher.
@@ -145,7 +146,7 @@ func (p *Pilot) heartbeat(ctx context.Context, s *session, every time.Duration) 
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var seq uint64
+	var seq, sentCache uint64 // a new session resends the cache summary
 	for {
 		select {
 		case <-ctx.Done():
@@ -160,7 +161,12 @@ func (p *Pilot) heartbeat(ctx context.Context, s *session, every time.Duration) 
 			p.mu.Lock()
 			n := len(p.jobs)
 			p.mu.Unlock()
-			if err := s.send(&wire.Heartbeat{Seq: seq, UnixNano: time.Now().UnixNano(), Running: n}); err != nil {
+			hb := &wire.Heartbeat{Seq: seq, UnixNano: time.Now().UnixNano(), Running: n}
+			if ids, v := p.cache.Present(); v != sentCache {
+				hb.CacheFilter, hb.CacheHashes = cache.Summarize(ids)
+				sentCache = v
+			}
+			if err := s.send(hb); err != nil {
 				return
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -136,11 +135,6 @@ func missingURLs(in []wire.InputFile) []string {
 
 // cached returns input f from the node cache, downloading it on a miss.
 func (p *Pilot) cached(ctx context.Context, j *job, f wire.InputFile) (*cache.Handle, error) {
-	endpoint, path, _ := strings.Cut(f.Source, ":")
-	sum := f.Adler32
-	if sum == "" {
-		sum = "size:" + strconv.FormatInt(f.Size, 10) // no checksum recorded: the size tells versions apart
-	}
 	fetch := stage.New(stage.Options{Client: p.http, Logger: p.log,
 		Renew: func(ctx context.Context, _ stage.Source) (string, error) {
 			u, err := p.requestURLs(ctx, j, []string{f.Name}, nil)
@@ -149,7 +143,7 @@ func (p *Pilot) cached(ctx context.Context, j *job, f wire.InputFile) (*cache.Ha
 			}
 			return u.Inputs[0], nil
 		}})
-	return p.cache.Get(ctx, cache.Key{Endpoint: endpoint, Path: path, Adler32: sum}, f.Size,
+	return p.cache.Get(ctx, cache.InputKey(f.Source, f.Adler32, f.Size), f.Size,
 		func(ctx context.Context, dst string) error {
 			err := fetch.Fetch(ctx, filepath.Dir(dst), []stage.Source{{Name: filepath.Base(dst),
 				URL: f.URL, Size: f.Size, Adler32: f.Adler32}})

@@ -73,8 +73,8 @@ type Pilot struct {
 
 	jobsWG sync.WaitGroup
 
-	cache    *cache.Cache // staged inputs, shared by the node's jobs
-	http     *http.Client // to storage
+	cache     *cache.Cache // staged inputs, shared by the node's jobs
+	http      *http.Client // to storage
 	serveOnce sync.Once
 	cacheSrv  *http.Server // serves the cache to stream jobs, started by the first
 	cacheURL  string

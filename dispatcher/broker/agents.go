@@ -8,6 +8,7 @@ import (
 
 	"github.com/pando-wms/pando/dispatcher/errcode"
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/edge/cache"
 )
 
 // agentState is what the broker knows of one agent. It outlives the
@@ -25,6 +26,8 @@ type agentState struct {
 	slots, cores, gpus int
 	memory             int64
 	deadline           int64 // Unix seconds, 0: none
+
+	cache *cache.Summary // what its node cache holds, if it said
 }
 
 // AgentInfo is a snapshot of an agent for listings.
@@ -153,7 +156,7 @@ func (b *Broker) match(a *agentState) {
 	b.cands = b.index.candidates(a.queue, b.cands)
 	for _, t := range b.cands {
 		for b.fits(a, t, now) {
-			j := b.index.pop(t)
+			j := b.take(t, a)
 			if j == nil {
 				break
 			}
@@ -185,6 +188,48 @@ func (b *Broker) match(a *agentState) {
 			b.log.Debug("push assign failed", "agent", a.id, "err", err)
 		}
 	})
+}
+
+// preferScan bounds how many ready jobs of a task are looked at for one
+// whose inputs an agent holds: matching stays O(1) per assignment.
+const preferScan = 64
+
+// take pops t's next job for a: among the first ready jobs, the one with
+// the most inputs in a's node cache, else the oldest.
+func (b *Broker) take(t *taskState, a *agentState) *jobState {
+	if a.cache == nil || t.cacheIDs == nil {
+		return b.index.pop(t)
+	}
+	var best *jobState
+	most := 0
+	for _, j := range t.ready[:min(len(t.ready), preferScan)] {
+		if j.state != stateReady || !j.queued {
+			continue
+		}
+		n := 0
+		for _, id := range t.cacheIDs[j.id] {
+			if a.cache.Holds(id) {
+				n++
+			}
+		}
+		if n > most {
+			best, most = j, n
+		}
+	}
+	if best == nil {
+		return b.index.pop(t)
+	}
+	best.queued = false // its entry in t.ready is skipped by pop from now on
+	return best
+}
+
+// SetCache records the summary of an agent's node cache.
+func (b *Broker) SetCache(agentID string, s *cache.Summary) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a, ok := b.agents[agentID]; ok {
+		a.cache = s
+	}
 }
 
 // feedHungry offers new ready work of queue q to agents with credit.

@@ -11,6 +11,7 @@ import (
 	"github.com/pando-wms/pando/dispatcher/store"
 	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/edge/cache"
 )
 
 // Errors returned to callers. Refusals of agent reports carry an errcode.
@@ -35,6 +36,7 @@ type taskState struct {
 	// Data: each live job's inputs (URLs are presigned per attempt, on the
 	// way out), the output patterns and where outputs go.
 	inputs   map[int64][]wire.InputFile
+	cacheIDs map[int64][]string // the node cache IDs of each job's inputs
 	outputs  *task.Outputs
 	patterns []string
 	stream   bool
@@ -102,13 +104,14 @@ func (ts *taskState) addFiles(files []store.File) {
 			continue
 		}
 		if ts.inputs == nil {
-			ts.inputs = make(map[int64][]wire.InputFile)
+			ts.inputs, ts.cacheIDs = make(map[int64][]wire.InputFile), make(map[int64][]string)
 		}
-		if f.Index == 0 {
-			ts.inputs[f.JobID] = nil // replace, not add to, what an earlier load kept
+		if f.Index == 0 { // replace, not add to, what an earlier load kept
+			ts.inputs[f.JobID], ts.cacheIDs[f.JobID] = nil, nil
 		}
-		ts.inputs[f.JobID] = append(ts.inputs[f.JobID], wire.InputFile{Name: f.Name, Size: f.Size,
-			Adler32: f.Adler32, Source: task.FileRef{Endpoint: f.Endpoint, Bucket: f.Bucket, Path: f.Path}.String()})
+		src := task.FileRef{Endpoint: f.Endpoint, Bucket: f.Bucket, Path: f.Path}.String()
+		ts.inputs[f.JobID] = append(ts.inputs[f.JobID], wire.InputFile{Name: f.Name, Size: f.Size, Adler32: f.Adler32, Source: src})
+		ts.cacheIDs[f.JobID] = append(ts.cacheIDs[f.JobID], cache.InputKey(src, f.Adler32, f.Size).ID())
 	}
 }
 
@@ -430,6 +433,7 @@ func (b *Broker) finish(j *jobState, s store.State, code errcode.Code, text stri
 	delete(b.jobs, j.id)
 	t := j.task
 	delete(t.inputs, j.id)
+	delete(t.cacheIDs, j.id)
 	if t.live--; t.live == 0 {
 		b.index.unindex(t)
 		delete(b.tasks, t.id)

@@ -74,7 +74,8 @@ func sampleAssign() *wire.Assign {
 }
 
 func sampleHeartbeat() *wire.Heartbeat {
-	return &wire.Heartbeat{Seq: 1<<64 - 1, UnixNano: 1_764_000_000_000_000_001, Running: 3, Load1: 0.5}
+	return &wire.Heartbeat{Seq: 1<<64 - 1, UnixNano: 1_764_000_000_000_000_001, Running: 3, Load1: 0.5,
+		CacheFilter: []byte{1, 2, 3, 4, 5, 6, 7, 8}, CacheHashes: 7}
 }
 
 func sampleHeartbeatAck() *wire.HeartbeatAck {

@@ -193,6 +193,11 @@ type Heartbeat struct {
 	UnixNano int64   `cbor:"2,keyasint"`
 	Running  int     `cbor:"3,keyasint,omitempty"`
 	Load1    float64 `cbor:"4,keyasint,omitempty"`
+	// CacheFilter summarises the node cache (a Bloom filter of its object
+	// IDs, edge/cache.Summarize) with CacheHashes hash functions; sent when
+	// the cache changed and on a new session, absent otherwise.
+	CacheFilter []byte `cbor:"5,keyasint,omitempty"`
+	CacheHashes int    `cbor:"6,keyasint,omitempty"`
 }
 
 // HeartbeatAck echoes a Heartbeat so the agent can measure round trips.

@@ -12,7 +12,10 @@ package wire
 //	1 (2026-11-27): Hello/Welcome/Want/Assign/Heartbeat/Kill/Drain on the
 //	  control stream; JobOpen/JobState/Sample/Log/Report/Ack on job streams.
 //	  Later additions that old peers may ignore (optional keys, same version):
-//	  Assign.Network (key 10).
+//	  Assign.Network (key 10); Assign.Inputs/Outputs/Stream (keys 11-13),
+//	  Report.Outputs (key 8), URLRequest/URLs (types 26, 27),
+//	  Heartbeat.CacheFilter/CacheHashes (keys 5, 6). A pilot that predates
+//	  the data keys would run a data job without its inputs.
 const Version = 1
 
 // ALPN is the TLS application protocol negotiated by agents and dispatcher.

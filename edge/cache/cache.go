@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,7 @@ type Cache struct {
 	lru     *list.List // front: most recently used; holds present entries only
 	used    int64      // bytes of present and reserved entries
 	fills   int64      // upstream fills started (for tests and stats)
+	version uint64     // changes whenever an object appears or goes
 }
 
 // New opens (or creates) a cache in dir bounded by max bytes. Objects a
@@ -175,6 +177,7 @@ func (c *Cache) Get(ctx context.Context, k Key, size int64, fill Fill) (*Handle,
 		e.pins--
 	} else {
 		e.elem = c.lru.PushFront(e)
+		c.version++
 	}
 	e.err = err
 	close(e.ready)
@@ -228,10 +231,35 @@ func (c *Cache) evict(need int64) bool {
 			c.lru.Remove(el)
 			delete(c.entries, e.id)
 			c.used -= e.size
+			c.version++
 		}
 		el = prev
 	}
 	return c.used+need <= c.max
+}
+
+// InputKey is the key of a job's input (wire.InputFile's Source, Adler32
+// and Size): the pilot fills the cache under it, and the dispatcher
+// computes it to find pilots that hold an input. Without a recorded
+// checksum the size tells versions apart.
+func InputKey(source, adler32 string, size int64) Key {
+	endpoint, path, _ := strings.Cut(source, ":")
+	if adler32 == "" {
+		adler32 = "size:" + strconv.FormatInt(size, 10)
+	}
+	return Key{Endpoint: endpoint, Path: path, Adler32: adler32}
+}
+
+// Present lists the IDs of the objects on disk, and a version that changes
+// whenever that set does.
+func (c *Cache) Present() (ids []string, version uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids = make([]string, 0, c.lru.Len())
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		ids = append(ids, el.Value.(*entry).id)
+	}
+	return ids, c.version
 }
 
 // Stats is the cache's occupancy.
