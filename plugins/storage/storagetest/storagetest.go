@@ -233,7 +233,7 @@ func (s *suite) testPresign(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 { // S3 answers 200, a tape door 201 Created
 		t.Fatalf("presigned PUT: %s", resp.Status)
 	}
 	if got := s.read(t, "presign/p", 0, -1); !bytes.Equal(got, b) {

@@ -28,13 +28,15 @@ func init() {
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
 			return nil, fmt.Errorf("%w: tape endpoint %q: url %q: want http(s)://HOST:PORT", storage.ErrConfig, c.Name, c.URL)
 		}
-		return &Endpoint{name: c.Name, base: strings.TrimSuffix(c.URL, "/"), client: &http.Client{Timeout: 5 * time.Minute}}, nil
+		return &Endpoint{name: c.Name, base: strings.TrimSuffix(c.URL, "/"), secret: c.SecretKey,
+			client: &http.Client{Timeout: 5 * time.Minute}}, nil
 	})
 }
 
 // Endpoint is a tape endpoint.
 type Endpoint struct {
 	name, base string
+	secret     string // shared with the tape system: authenticates us and signs door URLs
 	client     *http.Client
 }
 
@@ -50,6 +52,9 @@ func (e *Endpoint) do(ctx context.Context, method, rel string, body io.Reader, h
 	}
 	for k, v := range hdr {
 		req.Header.Set(k, v)
+	}
+	if e.secret != "" {
+		req.Header.Set("Authorization", "Bearer "+e.secret)
 	}
 	resp, err := e.client.Do(req)
 	if err != nil {
@@ -181,10 +186,22 @@ func (e *Endpoint) Put(ctx context.Context, bucket, p string, r io.ReadSeeker) (
 	return storage.Info{Bucket: bucket, Path: strings.TrimPrefix(path.Clean("/"+p), "/"), Size: size, Adler32: sum, ModTime: time.Now()}, nil
 }
 
-// Presign is not possible: a tape door has no signed URLs. Files are read
-// through the disk buffer once staged (see Stage).
-func (e *Endpoint) Presign(context.Context, string, string, string, time.Duration) (*url.URL, error) {
-	return nil, fmt.Errorf("%w: tape endpoint %q cannot presign", storage.ErrUnsupported, e.name)
+// Presign signs a data door URL (see SignedQuery) with the endpoint's
+// secret; without one it cannot. A GET works once the file is staged.
+func (e *Endpoint) Presign(_ context.Context, method, bucket, p string, ttl time.Duration) (*url.URL, error) {
+	if e.secret == "" {
+		return nil, fmt.Errorf("%w: tape endpoint %q has no secret_key to sign URLs with", storage.ErrUnsupported, e.name)
+	}
+	if method != http.MethodGet && method != http.MethodPut {
+		return nil, fmt.Errorf("%w: presign %s", storage.ErrUnsupported, method)
+	}
+	tp := tapePath(bucket, p)
+	u, err := url.Parse(e.base + "/data" + tp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", storage.ErrConfig, err)
+	}
+	u.RawQuery = SignedQuery(e.secret, method, tp, time.Now().Add(ttl))
+	return u, nil
 }
 
 // FileState is one file of a stage request, as the API reports it.

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ func start(t *testing.T, cfg emulator.Config) (*emulator.Server, *tape.Endpoint)
 	}
 	srv := httptest.NewServer(emu.Handler())
 	t.Cleanup(func() { srv.Close(); emu.Close() })
-	ep, err := storage.New(context.Background(), storage.Config{Name: "archive", Kind: "tape", URL: srv.URL})
+	ep, err := storage.New(context.Background(), storage.Config{Name: "archive", Kind: "tape", URL: srv.URL, SecretKey: cfg.Secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +38,23 @@ func start(t *testing.T, cfg emulator.Config) (*emulator.Server, *tape.Endpoint)
 func TestConformance(t *testing.T) {
 	_, ep := start(t, emulator.Config{Mount: time.Millisecond, Seek: time.Millisecond})
 	storagetest.Run(t, ep, "conformance")
+}
+
+// With a secret, the emulator wants it (or a signed URL) on every request,
+// and the endpoint signs door URLs that expire: the whole suite, presigning
+// included, passes.
+func TestConformanceWithSecret(t *testing.T) {
+	emu, ep := start(t, emulator.Config{Mount: time.Millisecond, Seek: time.Millisecond, Secret: "s3cr3t"})
+	storagetest.Run(t, ep, "conformance")
+	srv := httptest.NewServer(emu.Handler())
+	defer srv.Close()
+	anon, err := storage.New(context.Background(), storage.Config{Name: "anon", Kind: "tape", URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := anon.List(context.Background(), "conformance", ""); err == nil || !strings.Contains(err.Error(), "bearer token") {
+		t.Errorf("List without the secret: %v; want refused", err)
+	}
 }
 
 // Files written straight onto cartridges are on tape only: reading them

@@ -33,6 +33,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pando-wms/pando/plugins/storage/tape"
 )
 
 // Config describes the emulated library.
@@ -43,7 +45,10 @@ type Config struct {
 	Seek        time.Duration // positioning before each file; default 1s
 	Rate        int64         // bytes/s read from tape; default 300 MB/s
 	BufferBytes int64         // disk buffer; default 10 GiB
-	Logger      *slog.Logger
+	// Secret, when set, is required: as a bearer token on every request,
+	// or as the key of a signed data door URL (tape.SignedQuery).
+	Secret string
+	Logger *slog.Logger
 }
 
 // File states of the API.
@@ -376,7 +381,23 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/release/{id}", s.release)
 	mux.HandleFunc("POST /api/v1/archiveinfo", s.archiveInfo)
 	mux.HandleFunc("/data/", s.data)
-	return mux
+	if s.cfg.Secret == "" {
+		return mux
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bearer := r.Header.Get("Authorization") == "Bearer "+s.cfg.Secret
+		door, isDoor := strings.CutPrefix(r.URL.Path, "/data")
+		signed := isDoor && r.URL.Query().Has("signature") &&
+			tape.VerifyQuery(s.cfg.Secret, r.Method, door, r.URL.Query(), time.Now())
+		switch {
+		case bearer || signed:
+			mux.ServeHTTP(w, r)
+		case isDoor && r.URL.Query().Has("signature"):
+			fail(w, http.StatusForbidden, "signature invalid or expired")
+		default:
+			fail(w, http.StatusUnauthorized, "a bearer token or a signed URL is required")
+		}
+	})
 }
 
 func (s *Server) stage(w http.ResponseWriter, r *http.Request) {
