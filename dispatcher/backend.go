@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -51,11 +52,15 @@ func (s *Server) Submit(ctx context.Context, owner string, spec *task.Spec) (int
 	}
 	for i := range files {
 		files[i].TaskID, files[i].JobID = id, id+1+int64(i/spec.FilesPerJob)
+		if s.isTape(files[i].Endpoint) {
+			jobs[i/spec.FilesPerJob].State = store.Pending // until the carousel brings its inputs to disk
+		}
 	}
 	// The task is inserted by the next group commit, together with the
 	// first assignments of its jobs; the caller hears back once durable.
 	done := make(chan error, 1)
 	s.broker.Submit(store.NewTask{Task: t, Jobs: jobs, Files: files}, spec, func(err error) { done <- err })
+	s.stageTape(files) // after Submit: the broker must know the jobs it will make ready
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -183,7 +188,15 @@ func (s *Server) Retry(ctx context.Context, id int64) (string, int, error) {
 			return "", 0, err
 		}
 	}
-	n := s.broker.Revive(*t, spec, jobs, files)
+	tape := slices.ContainsFunc(files, func(f store.File) bool { return s.isTape(f.Endpoint) })
+	n := s.broker.Revive(*t, spec, jobs, files, tape)
+	if tape {
+		revived := map[int64]bool{}
+		for _, j := range jobs {
+			revived[j.ID] = true
+		}
+		s.stageTape(slices.DeleteFunc(files, func(f store.File) bool { return !revived[f.JobID] }))
+	}
 	return kind, n, s.sync(ctx)
 }
 
@@ -229,6 +242,16 @@ func (s *Server) recover(ctx context.Context) error {
 		}
 	}
 	s.broker.Recover(byID, specs, jobs, files)
+	// Live jobs keep, or wait for, their tape inputs: stage them again (a
+	// file still on the buffer completes at once) so that pending jobs
+	// become ready and every file is released when its jobs end.
+	live := make(map[int64]bool, len(jobs))
+	for _, j := range jobs {
+		live[j.ID] = true
+	}
+	for _, fs := range files {
+		s.stageTape(slices.DeleteFunc(slices.Clone(fs), func(f store.File) bool { return !live[f.JobID] }))
+	}
 	if len(jobs) > 0 {
 		s.log.Info("recovered live jobs", "tasks", len(tasks), "jobs", len(jobs))
 	}

@@ -43,10 +43,10 @@ func (s *Server) endpoint(field, name string) (storage.Endpoint, error) {
 		}
 		return nil, fmt.Errorf("%w: %s: no storage endpoint %q (known: %s)", api.ErrInvalid, field, name, strings.Join(known, ", "))
 	}
-	if ep.Kind() == "tape" {
-		// Jobs read what a presigned URL serves; tape inputs first need
-		// the data carousel, which is not wired to jobs yet.
-		return nil, fmt.Errorf("%w: %s: endpoint %q is tape: jobs cannot read from tape endpoints yet", api.ErrInvalid, field, name)
+	// Pilots hold no credentials: they read and write through URLs
+	// presigned here, which an endpoint must be able to make.
+	if _, err := ep.Presign(context.Background(), http.MethodGet, "bucket", "probe", time.Minute); errors.Is(err, storage.ErrUnsupported) {
+		return nil, fmt.Errorf("%w: %s: endpoint %q cannot presign URLs for pilots: %v", api.ErrInvalid, field, name, err)
 	}
 	return ep, nil
 }
@@ -123,6 +123,12 @@ func (s *Server) resolveData(ctx context.Context, spec *task.Spec) ([]store.File
 		return nil, fmt.Errorf("%w: inputs: %d files make more than %d jobs", api.ErrInvalid, len(files), task.MaxJobs)
 	}
 	spec.Jobs = spec.JobsFor(len(files))
+	for _, f := range files {
+		if ts, ok := s.tapes[f.Endpoint]; ok && spec.FilesPerJob > ts.win.Files {
+			return nil, fmt.Errorf("%w: files_per_job: %d files per job cannot be staged together through the %d-file window of tape endpoint %q",
+				api.ErrInvalid, spec.FilesPerJob, ts.win.Files, f.Endpoint)
+		}
+	}
 	seen := map[string]int{}
 	for i := range files {
 		f := &files[i]
@@ -131,8 +137,9 @@ func (s *Server) resolveData(ctx context.Context, spec *task.Spec) ([]store.File
 			clear(seen)
 		}
 		if k, dup := seen[f.Name]; dup {
+			ref := func(f store.File) string { return task.FileRef{Endpoint: f.Endpoint, Bucket: f.Bucket, Path: f.Path}.String() }
 			return nil, fmt.Errorf("%w: inputs: %s and %s would both be %q in job %d's input directory",
-				api.ErrInvalid, files[k].Path, f.Path, f.Name, i/spec.FilesPerJob)
+				api.ErrInvalid, ref(files[k]), ref(*f), f.Name, i/spec.FilesPerJob)
 		}
 		seen[f.Name] = i
 	}

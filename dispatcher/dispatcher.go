@@ -21,6 +21,7 @@ import (
 	"github.com/pando-wms/pando/dispatcher/api"
 	"github.com/pando-wms/pando/dispatcher/auth"
 	"github.com/pando-wms/pando/dispatcher/broker"
+	"github.com/pando-wms/pando/dispatcher/carousel"
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/store"
 	"github.com/pando-wms/pando/dispatcher/store/sqlite"
@@ -47,6 +48,9 @@ type Config struct {
 	// Storage is the named storage endpoints (pando dispatcher --storage
 	// FILE); their credentials stay here.
 	Storage storage.Set
+	// Windows sets the data carousel's window of tape endpoints, by name;
+	// zero fields take the defaults (64 files, 64 GiB).
+	Windows map[string]carousel.Window
 	Logger  *slog.Logger
 }
 
@@ -110,6 +114,10 @@ type Server struct {
 	agentOwners   map[string]string // agent ID -> token name that first used it
 	agentSessions map[string]int    // agent ID -> registered sessions
 	flushWG       sync.WaitGroup    // session writers
+
+	tapes     map[string]*tapeStager // data carousels, by tape endpoint
+	tapeWG    sync.WaitGroup
+	stopTapes context.CancelFunc
 }
 
 // New opens (or creates) the data directory, recovers live jobs and binds
@@ -138,7 +146,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.broker = broker.New(broker.Config{
 		AgentTimeout: cfg.AgentTimeout, Grace: cfg.Grace, RetryBackoff: cfg.RetryBackoff,
+		JobEnded: s.jobEnded,
 	}, cfg.Logger.With("component", "broker"))
+	tctx, stopTapes := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopTapes = stopTapes
+	s.newTapeStagers(tctx)
 	if err := s.start(ctx); err != nil {
 		st.Close()
 		return nil, err
@@ -235,6 +247,8 @@ func (s *Server) shutdown() {
 		s.closeTransport()
 		s.agentsWG.Wait()
 		s.wg.Wait()
+		s.stopTapes()
+		s.tapeWG.Wait()
 		s.flush()
 		s.flushWG.Wait()
 		if err := s.store.Close(); err != nil {
@@ -253,5 +267,7 @@ func (s *Server) Close() error {
 	s.quic.Close()
 	s.closeTransport()
 	s.httpLn.Close()
+	s.stopTapes()
+	s.tapeWG.Wait()
 	return s.store.Close()
 }

@@ -282,3 +282,57 @@ outputs: {endpoint: lake, bucket: results, patterns: ["*.txt"]}
 		}
 	}
 }
+
+// Inputs on tape go through the data carousel: jobs wait in pending while
+// their files are staged through the endpoint's window (4 files here), and
+// become ready as they arrive; files are released when their jobs end. The
+// emulated buffer holds exactly the window: one file beyond it, or a file
+// never released, would fail staging (and the job with 4005).
+func TestDataTapeCarousel(t *testing.T) {
+	dir := t.TempDir()
+	const size = 100 << 10
+	var inputs []string
+	for _, cart := range []string{"c1", "c2"} {
+		if err := os.MkdirAll(filepath.Join(dir, "tape", cart), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 6 {
+		for _, cart := range []string{"c1", "c2"} { // each job needs both cartridges
+			data := bytes.Repeat([]byte{byte('a' + i)}, size)
+			writeFile(t, filepath.Join(dir, "tape", cart, fmt.Sprintf("%s-%d.raw", cart, i)), string(data))
+			inputs = append(inputs, fmt.Sprintf("archive:%s/%s-%d.raw", cart, cart, i))
+		}
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	start(t, "tape", "tape", "serve", "--dir", dir, "--addr", addr, "--drives", "1", "--mount", "300ms",
+		"--seek", "10ms", "--buffer", fmt.Sprint(4*size), "--secret", "tapesecret")
+	storageFile := filepath.Join(t.TempDir(), "storage.yaml")
+	writeFile(t, storageFile, fmt.Sprintf(`endpoints:
+  - {name: archive, kind: tape, url: "http://%s", secret_key: tapesecret, window_files: 4, window_bytes: %d}
+`, addr, 4*size))
+	c := newCluster(t, append(fastTimers, "--storage", storageFile)...)
+	c.startPilot("--cores", "4")
+	id := c.submit(fmt.Sprintf(`command: 'test "$(cat "$PANDO_INPUT_DIR"/* | wc -c)" = %d'
+inputs: ["%s"]
+files_per_job: 2
+`, 2*size, strings.Join(inputs, `", "`)))
+	pending := 0
+	for _, j := range c.jobs(id) {
+		if j.State == "pending" {
+			pending++
+		}
+	}
+	if pending == 0 {
+		t.Errorf("no job waited in pending for its tape inputs")
+	}
+	if code := c.waitTask(id, 3*time.Minute); code != 0 {
+		t.Fatalf("task did not finish: %+v", c.jobs(id))
+	}
+	// More than the window fits: a window larger than 4 files would also
+	// be refused for 5 files per job.
+	_, errOut, code := c.pandoRaw("submit", c.taskFile(fmt.Sprintf("command: [/bin/true]\ninputs: [\"%s\"]\nfiles_per_job: 5\n", strings.Join(inputs, `", "`))))
+	if code == 0 || !strings.Contains(errOut, "4-file window") {
+		t.Errorf("5 files per job through a 4-file window: exit %d, %q", code, errOut)
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pando-wms/pando/dispatcher"
+	"github.com/pando-wms/pando/dispatcher/carousel"
 	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/plugins/storage"
 	_ "github.com/pando-wms/pando/plugins/storage/posix" // storage kinds register themselves
@@ -59,8 +60,16 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 				if cfg.Storage, err = storage.OpenAll(cmd.Context(), eps); err != nil {
 					return fmt.Errorf("--storage: %w", err)
 				}
+				cfg.Windows = map[string]carousel.Window{}
 				for _, e := range eps {
 					log.Info("storage endpoint", "name", e.Name, "kind", e.Kind, "url", e.URL)
+					w := carousel.Window{Files: e.WindowFiles}
+					if e.WindowBytes != "" {
+						if w.Bytes, err = task.ParseSize(e.WindowBytes); err != nil {
+							return fmt.Errorf("--storage: endpoint %q: window_bytes: %w", e.Name, err)
+						}
+					}
+					cfg.Windows[e.Name] = w
 				}
 			}
 			srv, err := dispatcher.New(cmd.Context(), cfg)

@@ -409,7 +409,7 @@ func TestRevive(t *testing.T) {
 		{ID: ids[2], TaskID: tk.ID, Index: 2, State: store.Failed, Attempt: 1, MaxAttempts: 2, Created: t0}, // stale: live
 		{ID: 99, TaskID: tk.ID, Index: 3, State: store.Finished, Attempt: 1, MaxAttempts: 2, Created: t0},
 	}
-	if n := h.b.Revive(tk, spec, stored, nil); n != 2 {
+	if n := h.b.Revive(tk, spec, stored, nil, false); n != 2 {
 		t.Fatalf("Revive = %d, want 2", n)
 	}
 	batch := h.commit()
@@ -445,7 +445,7 @@ func TestRevive(t *testing.T) {
 		t.Fatalf("after 4 attempts: %+v", j)
 	}
 	// Reviving a live job is a no-op.
-	if n := h.b.Revive(tk, spec, []store.Job{{ID: ids[1], TaskID: tk.ID, State: store.Failed, Attempt: 1}}, nil); n != 0 {
+	if n := h.b.Revive(tk, spec, []store.Job{{ID: ids[1], TaskID: tk.ID, State: store.Failed, Attempt: 1}}, nil, false); n != 0 {
 		t.Fatalf("Revive of a live job = %d", n)
 	}
 }
@@ -456,7 +456,7 @@ func TestReviveFeedsHungry(t *testing.T) {
 	tk, spec, _ := h.newTask(taskOpts{maxAttempts: 1, queue: "q"})
 	a := h.connect("a1", "q")
 	a.want(1)
-	n := h.b.Revive(tk, spec, []store.Job{{ID: 5, TaskID: tk.ID, State: store.Failed, Attempt: 1, MaxAttempts: 1}}, nil)
+	n := h.b.Revive(tk, spec, []store.Job{{ID: 5, TaskID: tk.ID, State: store.Failed, Attempt: 1, MaxAttempts: 1}}, nil, false)
 	if n != 1 {
 		t.Fatalf("Revive = %d", n)
 	}
@@ -470,7 +470,7 @@ func TestReviveFeedsHungry(t *testing.T) {
 func TestKillRevivedJobWritesNoAttempt(t *testing.T) {
 	h := newHarness(t, defaultConfig())
 	tk, spec, _ := h.newTask(taskOpts{})
-	n := h.b.Revive(tk, spec, []store.Job{{ID: 5, TaskID: tk.ID, State: store.Failed, Attempt: 2, MaxAttempts: 2, ErrorCode: 2001}}, nil)
+	n := h.b.Revive(tk, spec, []store.Job{{ID: 5, TaskID: tk.ID, State: store.Failed, Attempt: 2, MaxAttempts: 2, ErrorCode: 2001}}, nil, false)
 	if n != 1 {
 		t.Fatalf("Revive = %d", n)
 	}

@@ -49,6 +49,10 @@ type Config struct {
 	MaxBackoff   time.Duration
 	// Now is the clock (tests and simulations replace it).
 	Now func() time.Time
+	// JobEnded, if set, is called once the final state of a job with input
+	// files is durable: inputs staged for it may be released. It runs
+	// outside the broker's lock.
+	JobEnded func(jobID int64)
 }
 
 // Broker holds the live state. Its methods are safe for concurrent use.

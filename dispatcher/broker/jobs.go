@@ -434,6 +434,14 @@ func (b *Broker) finish(j *jobState, s store.State, code errcode.Code, text stri
 	t := j.task
 	delete(t.inputs, j.id)
 	delete(t.cacheIDs, j.id)
+	if t.inputs != nil && b.cfg.JobEnded != nil {
+		id := j.id
+		b.afterCommit(func(err error) {
+			if err == nil {
+				b.cfg.JobEnded(id)
+			}
+		})
+	}
 	if t.live--; t.live == 0 {
 		b.index.unindex(t)
 		delete(b.tasks, t.id)
@@ -483,7 +491,8 @@ func (b *Broker) kill(j *jobState, reason string) {
 // Revive makes failed or cancelled jobs of a task ready again for a user
 // retry, each allowed the task's max_attempts more attempts. The jobs come
 // from the store; those already live are skipped. It returns how many.
-func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job, files []store.File) int {
+// With pending, the jobs wait in pending for their inputs (MakeReady).
+func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job, files []store.File, pending bool) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	ts := b.taskFor(t, spec)
@@ -494,11 +503,16 @@ func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job, files [
 			continue
 		}
 		r.State = stateReady
+		if pending {
+			r.State = statePending
+		}
 		r.MaxAttempts = r.Attempt + t.MaxAttempts
 		r.Ended = time.Time{}
 		j := b.adopt(ts, r)
 		b.touch(j)
-		b.enqueue(j)
+		if !pending {
+			b.enqueue(j)
+		}
 		n++
 	}
 	if ts.live == 0 {
@@ -506,6 +520,36 @@ func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job, files [
 	}
 	b.feedHungry(ts.queue)
 	return n
+}
+
+// MakeReady makes pending jobs ready (their inputs reached disk) and
+// offers them to agents. Jobs that are not pending are left alone.
+func (b *Broker) MakeReady(ids []int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	queues := map[string]bool{}
+	for _, id := range ids {
+		j, ok := b.jobs[id]
+		if !ok || j.state != statePending {
+			continue
+		}
+		j.state = stateReady
+		b.touch(j)
+		b.enqueue(j)
+		queues[j.task.queue] = true
+	}
+	for q := range queues {
+		b.feedHungry(q)
+	}
+}
+
+// FailPending fails a pending job for good (its inputs could not be staged).
+func (b *Broker) FailPending(id int64, code errcode.Code, text string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if j, ok := b.jobs[id]; ok && j.state == statePending {
+		b.finish(j, stateFailed, code, text, b.cfg.Now())
+	}
 }
 
 // Live returns the in-memory view of a live job, fresher than the store.

@@ -51,6 +51,7 @@ const (
 	StageInChecksum   Code = 4002 // an input's size or adler32 did not match what is recorded
 	StageOutFailed    Code = 4003 // an output could not be uploaded or was not stored whole
 	StageInputMissing Code = 4004 // an input no longer exists on its endpoint
+	StageTape         Code = 4005 // an input could not be staged from tape by the data carousel
 )
 
 type entry struct {
@@ -81,6 +82,7 @@ var table = map[Code]entry{
 	StageInChecksum:     {"stagein_checksum", ClassStaging, true, "an input file did not match its recorded size or adler32"},
 	StageOutFailed:      {"stageout_failed", ClassStaging, true, "an output file could not be uploaded"},
 	StageInputMissing:   {"input_missing", ClassStaging, false, "an input file no longer exists on its endpoint"},
+	StageTape:           {"tape_stage_failed", ClassStaging, false, "an input file could not be staged from tape"},
 }
 
 // Known reports whether c is in the table.

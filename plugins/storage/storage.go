@@ -68,6 +68,10 @@ type Config struct {
 	SecretKey string `yaml:"secret_key,omitempty"`
 	Region    string `yaml:"region,omitempty"`
 	Root      string `yaml:"root,omitempty"` // posix: the directory holding the buckets
+	// tape: the data carousel's window, files and bytes (e.g. 64GiB)
+	// requested or on the disk buffer at once.
+	WindowFiles int    `yaml:"window_files,omitempty"`
+	WindowBytes string `yaml:"window_bytes,omitempty"`
 }
 
 // Factory makes an endpoint of one kind from its configuration.
