@@ -137,7 +137,9 @@ func (s *Server) resolveData(ctx context.Context, spec *task.Spec) ([]store.File
 			clear(seen)
 		}
 		if k, dup := seen[f.Name]; dup {
-			ref := func(f store.File) string { return task.FileRef{Endpoint: f.Endpoint, Bucket: f.Bucket, Path: f.Path}.String() }
+			ref := func(f store.File) string {
+				return task.FileRef{Endpoint: f.Endpoint, Bucket: f.Bucket, Path: f.Path}.String()
+			}
 			return nil, fmt.Errorf("%w: inputs: %s and %s would both be %q in job %d's input directory",
 				api.ErrInvalid, ref(files[k]), ref(*f), f.Name, i/spec.FilesPerJob)
 		}

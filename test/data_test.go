@@ -238,7 +238,6 @@ func adler(t *testing.T, data []byte) string {
 	return sum
 }
 
-
 // In a container, the staged inputs are mounted read-only at
 // $PANDO_INPUT_DIR, and the outputs still go back to S3; the node cache and
 // other jobs' directories stay out of sight.
