@@ -89,7 +89,7 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 	f.DurationVar(&cfg.Grace, "grace", 0, "time a lost agent has to reconnect before its jobs are retried (default 30s)")
 	f.DurationVar(&cfg.RetryBackoff, "retry-backoff", 0, "delay before the first retry, doubling per attempt (default 1s; negative: none)")
 	f.DurationVar(&cfg.CommitTimeout, "commit-timeout", 0, "how long an API call waits for its change to be durable before answering 503 (default 30s)")
-	f.StringVar(&storageFile, "storage", "", "YAML file of named storage endpoints (endpoints: [{name, kind: s3|posix, url, access_key, secret_key}])")
+	f.StringVar(&storageFile, "storage", "", "YAML file of named storage endpoints (endpoints: [{name, kind: s3|posix|tape, url, access_key, secret_key, window_files, window_bytes}])")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process (e.g. 6GiB); the garbage collector works harder near it (default: GOMEMLIMIT, else none)")
 	f.IntVar(&gcPercent, "gc-percent", gcPercent, "heap growth between collections in percent, like GOGC: lower holds many idle agents in less memory for more CPU")
 	f.StringVar(&profAddr, "pprof", os.Getenv("PANDO_PPROF"), "serve Go's /debug/pprof on this loopback address, for profiling (env PANDO_PPROF)")
