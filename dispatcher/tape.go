@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/pando-wms/pando/dispatcher/carousel"
@@ -74,14 +76,16 @@ func tapePathOf(f store.File) string { return "/" + f.Bucket + "/" + f.Path }
 func (ts *tapeStager) want(files map[int64][]store.File) {
 	var batch []carousel.File
 	var ready []int64
+	order := slices.Sorted(maps.Keys(files)) // stage in job order
 	ts.mu.Lock()
-	for job, fs := range files {
+	for _, job := range order {
+		fs := files[job]
 		paths := make([]string, 0, len(fs))
 		for _, f := range fs {
 			p := tapePathOf(f)
 			tf, ok := ts.files[p]
 			if !ok {
-				tf = &tapeFile{f: carousel.File{Path: p, Size: f.Size}, users: map[int64]struct{}{}}
+				tf = &tapeFile{f: carousel.File{Path: p, Size: f.Size, Job: job}, users: map[int64]struct{}{}}
 				ts.files[p] = tf
 				batch = append(batch, tf.f)
 			}

@@ -292,10 +292,12 @@ func newBenchCarouselCmd() *cobra.Command {
 		Use:   "carousel",
 		Short: "Tape carousel throughput against the drives' limit and against staging everything at once",
 		Long: `Runs the tape emulator twice over the same files, needed in dataset order
-(spread over the cartridges), each released as soon as it is on disk: once
-through the carousel's window, once all requested at once (what the full disk
-buffer refuses is requested again). Prints MB/s of both, the drive-bound
-limit ((cartridges x mount + files x (seek + size/rate)) / drives) and ratios.`,
+(spread over the cartridges), each released as soon as it is on disk (or
+held by one of --consumers jobs for --hold): once through the carousel's
+window, once all requested at once (what the full disk buffer refuses is
+requested again). Prints MB/s of both, the limit (the drives':
+(cartridges x mount + files x (seek + size/rate)) / drives, or the jobs':
+consumers x size / hold, whichever is lower) and ratios.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -315,9 +317,9 @@ limit ((cartridges x mount + files x (seek + size/rate)) / drives) and ratios.`,
 			if output == "json" {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d files, %s: carousel %.1f MB/s (%d mounts, peak %d files / %s in flight), limit %.1f MB/s (ratio %.2f), all at once %.1f MB/s (%d mounts; ratio %.2f)\n",
-				res.Files, task.FormatSize(res.Bytes), res.CarouselMBps, res.CarouselMounts, res.PeakFiles, task.FormatSize(res.PeakBytes),
-				res.LimitMBps, res.RatioLimit, res.UnwindowedMBps, res.UnwindowedMount, res.RatioUnwindowed)
+			fmt.Fprintf(cmd.OutOrStdout(), "%d files, %s: carousel %.1f MB/s (%d mounts, %d refused, peak %d files / %s in flight), limit %.1f MB/s (ratio %.2f), all at once %.1f MB/s (%d mounts, %d refused; ratio %.2f)\n",
+				res.Files, task.FormatSize(res.Bytes), res.CarouselMBps, res.CarouselMounts, res.CarouselRetried, res.PeakFiles, task.FormatSize(res.PeakBytes),
+				res.LimitMBps, res.RatioLimit, res.UnwindowedMBps, res.UnwindowedMount, res.UnwindowedRetry, res.RatioUnwindowed)
 			return nil
 		}),
 	}
@@ -332,6 +334,8 @@ limit ((cartridges x mount + files x (seek + size/rate)) / drives) and ratios.`,
 	f.DurationVar(&cfg.Seek, "seek", 20*time.Millisecond, "positioning time per file")
 	f.IntVar(&cfg.Window.Files, "window-files", 8, "carousel window: files in flight")
 	f.StringVar(&winBytes, "window-bytes", "32MB", "carousel window: bytes in flight")
+	f.IntVar(&cfg.Consumers, "consumers", 0, "jobs reading the staged files, each holding one for --hold (0: release each file at once)")
+	f.DurationVar(&cfg.Hold, "hold", 0, "how long a job holds a staged file before releasing it")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }

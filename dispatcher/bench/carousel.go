@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pando-wms/pando/dispatcher/carousel"
@@ -20,6 +22,10 @@ type CarouselConfig struct {
 	Size, Rate, Buffer        int64
 	Mount, Seek               time.Duration
 	Window                    carousel.Window
+	// Consumers jobs each hold a file for Hold before releasing it (a job
+	// reading its input); 0 consumers release each file at once.
+	Consumers int
+	Hold      time.Duration
 }
 
 // CarouselResult compares the windowed carousel with the drives' limit and
@@ -34,6 +40,8 @@ type CarouselResult struct {
 	RatioUnwindowed float64 `json:"ratio_to_unwindowed"`
 	CarouselMounts  int64   `json:"carousel_mounts"`
 	UnwindowedMount int64   `json:"unwindowed_mounts"`
+	CarouselRetried int     `json:"carousel_retried"`
+	UnwindowedRetry int     `json:"unwindowed_retried"` // files the full buffer refused, requested again
 	PeakFiles       int     `json:"peak_files_in_flight"`
 	PeakBytes       int64   `json:"peak_bytes_in_flight"`
 }
@@ -62,7 +70,11 @@ func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) 
 	limit := (time.Duration(cfg.Cartridges)*cfg.Mount + time.Duration(cfg.Files)*perFile) / time.Duration(cfg.Drives)
 	mb := float64(res.Bytes) / 1e6
 	res.LimitMBps = mb / limit.Seconds()
+	if cfg.Consumers > 0 && cfg.Hold > 0 { // the jobs may be slower than the drives
+		res.LimitMBps = min(res.LimitMBps, float64(cfg.Consumers)*float64(cfg.Size)/1e6/cfg.Hold.Seconds())
+	}
 
+	var retried int
 	run := func(name string, win carousel.Window, retries int) (float64, int64, carousel.Window, error) {
 		d := filepath.Join(dir, name)
 		payload := make([]byte, cfg.Size)
@@ -85,19 +97,29 @@ func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) 
 		if err != nil {
 			return 0, 0, carousel.Window{}, err
 		}
-		c := carousel.New(ep.(*tape.Endpoint), carousel.Config{Window: win, Poll: 20 * time.Millisecond, Retries: retries})
-		out := make(chan carousel.Result)
+		c := carousel.New(ep.(*tape.Endpoint), carousel.Config{Window: win, Poll: 20 * time.Millisecond, Retries: retries, Streams: cfg.Drives})
+		out := make(chan carousel.Result, len(files)) // the carousel never waits for its consumers
 		errc := make(chan error, 1)
 		t0 := time.Now()
 		go func() { errc <- c.Run(ctx, files, out); close(out) }()
-		var failed int
-		for r := range out {
-			if r.Err != nil {
-				failed++
-				continue
-			}
-			_ = c.Release(ctx, r.File)
+		var nfailed atomic.Int64
+		var wg sync.WaitGroup
+		for range max(cfg.Consumers, 1) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := range out {
+					if r.Err != nil {
+						nfailed.Add(1)
+						continue
+					}
+					time.Sleep(cfg.Hold)
+					_ = c.Release(ctx, r.File)
+				}
+			}()
 		}
+		wg.Wait()
+		failed := nfailed.Load()
 		if err := <-errc; err != nil {
 			return 0, 0, carousel.Window{}, err
 		}
@@ -105,16 +127,18 @@ func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) 
 			return 0, 0, carousel.Window{}, fmt.Errorf("bench: %s: %d files failed", name, failed)
 		}
 		mounts, _ := emu.Stats()
+		retried = c.Retried()
 		return mb / time.Since(t0).Seconds(), mounts, c.Peak(), nil
 	}
 	var peak carousel.Window
 	if res.CarouselMBps, res.CarouselMounts, peak, err = run("windowed", cfg.Window, 2); err != nil {
 		return nil, err
 	}
-	res.PeakFiles, res.PeakBytes = peak.Files, peak.Bytes
-	if res.UnwindowedMBps, res.UnwindowedMount, _, err = run("unwindowed", carousel.Window{Files: cfg.Files, Bytes: 1 << 62}, 1000); err != nil {
+	res.PeakFiles, res.PeakBytes, res.CarouselRetried = peak.Files, peak.Bytes, retried
+	if res.UnwindowedMBps, res.UnwindowedMount, _, err = run("unwindowed", carousel.Window{Files: cfg.Files, Bytes: 1 << 62}, 1<<30); err != nil {
 		return nil, err
 	}
+	res.UnwindowedRetry = retried
 	res.RatioLimit = res.CarouselMBps / res.LimitMBps
 	res.RatioUnwindowed = res.CarouselMBps / res.UnwindowedMBps
 	return res, nil

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,10 +24,20 @@ type Tape interface {
 	Release(ctx context.Context, id string, paths []string) error
 }
 
-// File is one file to stage.
+// File is one file to stage. Files of one job (the same non-zero Job)
+// are admitted one after another, never interleaved with another job's,
+// so that a window full of files is never waiting for files outside it.
 type File struct {
 	Path string
 	Size int64
+	Job  int64
+}
+
+// group is a file's locality group: its top directory, which for tape
+// paths names the file family (the emulator's cartridge).
+func (f File) group() string {
+	g, _, _ := strings.Cut(strings.TrimPrefix(f.Path, "/"), "/")
+	return g
 }
 
 // Window bounds what is in flight: requested, or on disk and not yet released.
@@ -40,6 +51,11 @@ type Config struct {
 	Window  Window
 	Poll    time.Duration // between polls of the tape system; default 1s
 	Retries int           // per file after the first failure; default 2
+	// Streams is how many locality groups (tapes) are read at once,
+	// ideally the drives; default 2. The window is filled from open groups
+	// until they run dry, so that a drive reads a tape to its end instead
+	// of remounting for every file in dataset order.
+	Streams int
 	Logger  *slog.Logger
 }
 
@@ -54,6 +70,7 @@ type Carousel struct {
 	inBytes  int64
 	maxFiles int               // the most files in flight seen (for tests and benchmarks)
 	maxBytes int64             // the most bytes in flight seen
+	retried  int               // files the tape system failed and were asked for again
 	held     map[string]string // path → stage request ID, for release
 	free     chan struct{}     // a release made room
 }
@@ -65,6 +82,9 @@ func New(t Tape, cfg Config) *Carousel {
 	}
 	if cfg.Retries == 0 {
 		cfg.Retries = 2
+	}
+	if cfg.Streams <= 0 {
+		cfg.Streams = 2
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -87,7 +107,10 @@ type pending struct {
 // out as it comes. It returns once every file has a result; files on disk
 // stay in the window until Release.
 func (c *Carousel) Run(ctx context.Context, files []File, out chan<- Result) error {
-	queue := append([]File(nil), files...)
+	q := newAdmission(c.cfg.Streams)
+	for _, f := range files {
+		q.push(f)
+	}
 	tries := map[string]int{}
 	var reqs []*pending
 	left := len(files)
@@ -97,13 +120,14 @@ func (c *Carousel) Run(ctx context.Context, files []File, out chan<- Result) err
 		// Fill the window in order; a file larger than the whole window goes alone.
 		var batch []File
 		c.mu.Lock()
-		for len(queue) > 0 {
-			f := queue[0]
+		for q.len() > 0 {
+			i := q.pick()
+			f := q.files[i]
 			fits := c.inFiles < c.cfg.Window.Files && (c.inBytes+f.Size <= c.cfg.Window.Bytes || c.inFiles == 0)
 			if !fits {
 				break
 			}
-			queue = queue[1:]
+			q.take(i)
 			c.inFiles++
 			c.inBytes += f.Size
 			c.maxFiles = max(c.maxFiles, c.inFiles)
@@ -121,7 +145,7 @@ func (c *Carousel) Run(ctx context.Context, files []File, out chan<- Result) err
 			id, err := c.t.Stage(ctx, paths)
 			if err != nil {
 				c.leave(batch...)
-				queue = append(batch, queue...)
+				q.requeue(batch)
 				c.log.Warn("carousel: stage request failed; will retry", "files", len(batch), "err", err)
 			} else {
 				p.id = id
@@ -167,7 +191,10 @@ func (c *Carousel) Run(ctx context.Context, files []File, out chan<- Result) err
 						left--
 						out <- Result{File: f, Err: fmt.Errorf("carousel: %s: %s: %s", f.Path, st.State, st.Error)}
 					} else {
-						queue = append(queue, f) // behind the others: give the buffer time
+						q.push(f) // behind the others: give the buffer time
+						c.mu.Lock()
+						c.retried++
+						c.mu.Unlock()
 					}
 				}
 			}
@@ -218,9 +245,105 @@ func (c *Carousel) Release(ctx context.Context, f File) error {
 	return err
 }
 
+// Retried is how many times a file failed on the tape system and was
+// requested again (a buffer that overflowed, a drive error).
+func (c *Carousel) Retried() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retried
+}
+
 // Peak is the most files and bytes that were in flight at once.
 func (c *Carousel) Peak() Window {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Window{Files: c.maxFiles, Bytes: c.maxBytes}
+}
+
+// lookahead bounds the queued files scanned for each admission.
+const lookahead = 4096
+
+// admission orders queued files: first the rest of a job already started,
+// then files of the open locality groups (at most streams of them, the one
+// with the fewest files admitted so far first), then the oldest file,
+// which opens its group.
+type admission struct {
+	files   []File
+	streams int
+	queued  map[string]int // queued files per group
+	open    map[string]int // open groups: files admitted since opened
+	jobLeft map[int64]int  // queued files per job
+	partial int64          // a job with files admitted and files queued (0: none)
+}
+
+func newAdmission(streams int) *admission {
+	return &admission{streams: streams, queued: map[string]int{}, open: map[string]int{}, jobLeft: map[int64]int{}}
+}
+
+func (a *admission) len() int { return len(a.files) }
+
+func (a *admission) push(f File) {
+	a.files = append(a.files, f)
+	a.queued[f.group()]++
+	if f.Job != 0 {
+		a.jobLeft[f.Job]++
+	}
+}
+
+// requeue puts files back at the front, in order (a stage request failed).
+func (a *admission) requeue(fs []File) {
+	a.files = append(append([]File(nil), fs...), a.files...)
+	for _, f := range fs {
+		a.queued[f.group()]++
+		if f.Job != 0 {
+			a.jobLeft[f.Job]++
+		}
+	}
+}
+
+// pick returns the index of the file to admit next; a.len() > 0.
+func (a *admission) pick() int {
+	n := min(len(a.files), lookahead)
+	if a.partial != 0 {
+		for i := range n {
+			if a.files[i].Job == a.partial {
+				return i
+			}
+		}
+	}
+	if len(a.open) < a.streams {
+		for i := range n { // open another group, so that another drive reads
+			if _, ok := a.open[a.files[i].group()]; !ok {
+				return i
+			}
+		}
+	}
+	best, fewest := 0, 0
+	for i := range n { // balance the open groups
+		if k, ok := a.open[a.files[i].group()]; ok && (fewest == 0 || k < fewest) {
+			best, fewest = i, k
+		}
+	}
+	return best
+}
+
+// take removes file i from the queue and counts it as admitted.
+func (a *admission) take(i int) File {
+	f := a.files[i]
+	a.files = append(a.files[:i], a.files[i+1:]...)
+	g := f.group()
+	a.open[g]++
+	if a.queued[g]--; a.queued[g] == 0 {
+		delete(a.queued, g)
+		delete(a.open, g) // read to its end: a drive moves on
+	}
+	if f.Job != 0 {
+		if a.jobLeft[f.Job]--; a.jobLeft[f.Job] == 0 {
+			delete(a.jobLeft, f.Job)
+			a.partial = 0
+		} else {
+			a.partial = f.Job
+		}
+	}
+	return f
 }

@@ -65,6 +65,7 @@ type fileReq struct {
 	State  string `json:"state"`
 	OnDisk bool   `json:"onDisk"`
 	Error  string `json:"error,omitempty"`
+	pinned bool   // holds a pin on its file (see unpinFile)
 }
 
 type request struct {
@@ -228,6 +229,9 @@ func (s *Server) drive(i int) {
 		case q.file.State == Cancelled:
 		case err != nil:
 			q.file.State, q.file.Error = Failed, err.Error()
+			// A failed file is not coming to disk: its request no longer
+			// holds it (else a later request's copy could never be evicted).
+			s.unpinFile(q.file)
 		default:
 			q.file.State, q.file.OnDisk = Completed, true
 		}
@@ -421,11 +425,11 @@ func (s *Server) stage(w http.ResponseWriter, r *http.Request) {
 		case !ok:
 			fr.State, fr.Error = Failed, "bad path: a file sits on a cartridge, /CARTRIDGE/NAME"
 		case s.onDisk[p]:
-			fr.Path, fr.State, fr.OnDisk = p, Completed, true
+			fr.Path, fr.State, fr.OnDisk, fr.pinned = p, Completed, true, true
 			s.pins[p]++
 			s.touch(p)
 		default:
-			fr.Path = p
+			fr.Path, fr.pinned = p, true
 			s.pins[p]++
 			s.queue.PushBack(&queued{req: req, file: fr})
 		}
@@ -478,14 +482,20 @@ func (s *Server) unpin(req *request, paths []string, cancel bool) {
 				}
 			}
 		}
-		if s.pins[f.Path] > 0 {
-			s.pins[f.Path]--
-			if s.pins[f.Path] == 0 {
-				delete(s.pins, f.Path)
-			}
-		}
+		s.unpinFile(f)
 	}
 	s.finishIfDone(req)
+}
+
+// unpinFile drops the pin f's request holds on its file, once.
+func (s *Server) unpinFile(f *fileReq) {
+	if !f.pinned {
+		return
+	}
+	f.pinned = false
+	if s.pins[f.Path]--; s.pins[f.Path] <= 0 {
+		delete(s.pins, f.Path)
+	}
 }
 
 // onRequest runs fn on the stage request the URL names, under the lock;
