@@ -272,6 +272,8 @@ adler32 verification, read-only files). Prints both rates and their ratio.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d files, %s: stage-in %.0f MB/s (%.2fs), plain GETs %.0f MB/s (%.2fs), ratio %.2f\n",
 				res.Files, task.FormatSize(res.Bytes), res.StageInMBps, res.StageInSeconds, res.RawMBps, res.RawSeconds, res.Ratio)
+			fmt.Fprintf(cmd.OutOrStdout(), "node cache: hits read back over HTTP %.0f MB/s; %d concurrent readers of one object: %d upstream download(s)\n",
+				res.CacheHitMBps, res.ConcurrentRead, res.ReadersFills)
 			return nil
 		}),
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/pando-wms/pando/edge/cache"
 	"github.com/pando-wms/pando/pilot/stage"
 	"github.com/pando-wms/pando/plugins/storage"
 	"github.com/pando-wms/pando/plugins/storage/s3/s3test"
@@ -39,6 +41,12 @@ type StageInResult struct {
 	Ratio          float64 `json:"ratio"`
 	StageInSeconds float64 `json:"stagein_seconds"`
 	RawSeconds     float64 `json:"raw_seconds"`
+	// The node cache: every file read back through its HTTP server (what a
+	// stream job does), and 16 concurrent readers of an object not yet
+	// cached, which must cost one upstream download.
+	CacheHitMBps   float64 `json:"cache_hit_mb_per_sec"`
+	ReadersFills   int64   `json:"concurrent_readers_upstream_fills"`
+	ConcurrentRead int     `json:"concurrent_readers"`
 }
 
 // StageIn starts versitygw, uploads the files, then downloads them twice:
@@ -129,5 +137,79 @@ func StageIn(ctx context.Context, cfg StageInConfig) (*StageInResult, error) {
 	mb := float64(res.Bytes) / 1e6
 	res.RawMBps, res.StageInMBps = mb/res.RawSeconds, mb/res.StageInSeconds
 	res.Ratio = res.StageInMBps / res.RawMBps
+	if err := cacheHits(ctx, dir, srcs, res); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// cacheHits fills a node cache with srcs, then reads every object back
+// through the cache's HTTP server, and has 16 readers ask at once for one
+// object the cache does not hold yet.
+func cacheHits(ctx context.Context, dir string, srcs []stage.Source, res *StageInResult) error {
+	c, err := cache.New(filepath.Join(dir, "cache"), 2*res.Bytes+1, nil)
+	if err != nil {
+		return err
+	}
+	f := stage.New(stage.Options{})
+	get := func(s stage.Source) (*cache.Handle, error) {
+		return c.Get(ctx, cache.InputKey("bench:data/"+s.Name, s.Adler32, s.Size), s.Size, func(ctx context.Context, dst string) error {
+			s.Name = filepath.Base(dst)
+			return f.Fetch(ctx, filepath.Dir(dst), []stage.Source{s})
+		})
+	}
+	const readers = 16
+	res.ConcurrentRead = readers
+	before := c.Stats().Fills
+	g, _ := errgroup.WithContext(ctx)
+	for range readers {
+		g.Go(func() error {
+			h, err := get(srcs[0])
+			if err == nil {
+				h.Release()
+			}
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("bench: concurrent readers: %w", err)
+	}
+	res.ReadersFills = c.Stats().Fills - before
+	var ids []string
+	for _, s := range srcs {
+		h, err := get(s)
+		if err != nil {
+			return fmt.Errorf("bench: fill cache: %w", err)
+		}
+		ids = append(ids, filepath.Base(h.Path))
+		h.Release()
+	}
+	srv := httptest.NewServer(c.Handler())
+	defer srv.Close()
+	t0 := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for _, id := range ids {
+		g.Go(func() error {
+			req, err := http.NewRequestWithContext(gctx, http.MethodGet, srv.URL+"/objects/"+id, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("cache: %s", resp.Status)
+			}
+			_, err = io.Copy(io.Discard, resp.Body)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("bench: cache hits: %w", err)
+	}
+	res.CacheHitMBps = float64(res.Bytes) / 1e6 / time.Since(t0).Seconds()
+	return nil
 }
