@@ -12,6 +12,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"command": ["a"], "jobs": 3, "env": {"A": "b"}}`))
 	f.Add([]byte("command: &c [a]\nresources: {gpus: 1, gpu_model: 'A.*', gpu_memory: 1.5GB, walltime: 1-00:00:00}\n"))
 	f.Add([]byte("command: [a]\n---\n"))
+	f.Add([]byte("command: [a]\ninputs: {endpoint: lake, bucket: data, prefix: run1/}\nfiles_per_job: 4\noutputs: {endpoint: lake, bucket: results, path: \"{task}/{job}/\", patterns: [\"*.txt\"]}\n"))
+	f.Add([]byte("command: [a]\ninputs: [\"lake:data/a\", {endpoint: t, bucket: b, path: c}]\nstream: true\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := Parse(data)
 		if err != nil {
