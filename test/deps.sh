@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what the tests need and this machine lacks (Debian 12, as root):
 # podman with runc (crun cannot run on these hosts' hybrid cgroups),
-# busybox-static for the test image, and versitygw (Apache-2.0), the real S3
+# busybox-static for the test image, Slurm and munge for the batch tests,
+# and versitygw (Apache-2.0), the real S3
 # server of the storage tests, built with `go install` into GOPATH/bin.
 # Called by `make test`; idempotent.
 set -eu
@@ -14,6 +15,11 @@ need=""
 command -v podman >/dev/null 2>&1 || need="$need podman"
 command -v runc >/dev/null 2>&1 || need="$need runc"
 [ -x /bin/busybox ] || need="$need busybox-static"
+# A single-node Slurm for the batch tests (plugins/batch/slurm/slurmtest starts it).
+command -v sbatch >/dev/null 2>&1 || need="$need slurm-client"
+[ -x /usr/sbin/slurmctld ] || need="$need slurmctld"
+[ -x /usr/sbin/slurmd ] || need="$need slurmd"
+[ -x /usr/sbin/munged ] || need="$need munge"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 	echo "test/deps.sh: missing:$need (install them, or the tests that need them fail in CI and skip elsewhere)" >&2
