@@ -167,6 +167,9 @@ func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
 			held = append(held, rj)
 		}
 	}
+	if hello.Kind == wire.KindHarvester {
+		held = append(held, harvesterStreams) // its queries come at any time
+	}
 	s.expectStreams(ctx, ss, held)
 	s.readControl(ss, r)
 }
@@ -373,8 +376,12 @@ func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Strea
 		st.CancelRead(quic.StreamErrorCode(wire.CloseProtocol))
 		return key, false
 	}
-	if req, ok := m.(*wire.URLRequest); ok {
+	switch req := m.(type) {
+	case *wire.URLRequest:
 		_ = w.Write(s.urls(id, req))
+		return key, false
+	case *wire.DemandQuery, *wire.WorkerReport:
+		_ = w.Write(s.harvest(ss, req))
 		return key, false
 	}
 	open, ok := m.(*wire.JobOpen)

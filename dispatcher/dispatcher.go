@@ -115,6 +115,8 @@ type Server struct {
 	agentSessions map[string]int    // agent ID -> registered sessions
 	flushWG       sync.WaitGroup    // session writers
 
+	workers workerSets // harvesters' reports
+
 	tapes     map[string]*tapeStager // data carousels, by tape endpoint
 	tapeWG    sync.WaitGroup
 	stopTapes context.CancelFunc

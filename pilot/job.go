@@ -100,6 +100,7 @@ func (p *Pilot) runJob(ctx context.Context, j *job) {
 	p.deliver(ctx, j, rep)
 	p.mu.Lock()
 	delete(p.jobs, wire.RunningJob{JobID: j.a.JobID, Attempt: j.a.Attempt})
+	p.lastBusy = time.Now()
 	p.mu.Unlock()
 	if !p.cfg.KeepWorkDirs {
 		if err := os.RemoveAll(j.dir); err != nil {

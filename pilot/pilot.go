@@ -46,6 +46,9 @@ type Config struct {
 	// bounded by CacheBytes (default DefaultCacheBytes).
 	CacheDir   string
 	CacheBytes int64
+	// IdleExit drains the pilot when it has had no job for this long (0:
+	// never): a batch slot with nothing to do goes back to the batch system.
+	IdleExit time.Duration
 	Logger     *slog.Logger
 }
 
@@ -66,6 +69,7 @@ type Pilot struct {
 	sess     *session                 // nil while disconnected
 	sessCh   chan struct{}
 	draining bool
+	lastBusy time.Time // when a job last ran (or the pilot started)
 	usedCPU  int
 	usedMem  int64
 	gpuHeld  []bool        // by index into cfg.Resources.GPUs: given to a running job
@@ -158,6 +162,15 @@ func (p *Pilot) Run(ctx context.Context) error {
 	go func() { connErr <- p.connectLoop(runCtx) }()
 
 	expired := p.expired()
+	var idle <-chan time.Time
+	if p.cfg.IdleExit > 0 {
+		t := time.NewTicker(min(p.cfg.IdleExit/4, time.Second))
+		defer t.Stop()
+		idle = t.C
+	}
+	p.mu.Lock()
+	p.lastBusy = time.Now()
+	p.mu.Unlock()
 	var err error
 loop:
 	for !p.finished() {
@@ -172,6 +185,13 @@ loop:
 		case <-p.done:
 		case <-expired:
 			p.setDraining("walltime reached")
+		case <-idle:
+			p.mu.Lock()
+			quiet := len(p.jobs) == 0 && time.Since(p.lastBusy) > p.cfg.IdleExit
+			p.mu.Unlock()
+			if quiet {
+				p.setDraining(fmt.Sprintf("no job for %s", p.cfg.IdleExit))
+			}
 		}
 	}
 	p.waitJobs(10 * time.Second)

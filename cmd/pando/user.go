@@ -49,7 +49,7 @@ func (u *userCLI) add(root *cobra.Command) {
 		u.submitCmd(), u.tasksCmd(), u.jobsCmd(), u.jobCmd(), u.logsCmd(),
 		u.actionCmd("kill", "killed", "Cancel a task's live jobs, or one job"),
 		u.actionCmd("retry", "retried", "Retry a task's failed and cancelled jobs, or one job"),
-		u.waitCmd(), u.tokenCmd(), u.whoamiCmd(), u.agentsCmd(),
+		u.waitCmd(), u.tokenCmd(), u.whoamiCmd(), u.agentsCmd(), u.workersCmd(),
 	}
 	for _, c := range cmds {
 		silenceErrors(c)

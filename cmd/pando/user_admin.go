@@ -75,6 +75,35 @@ func (u *userCLI) agentsCmd() *cobra.Command {
 	return cmd
 }
 
+func (u *userCLI) workersCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "workers", Short: "List the batch workers harvesters keep (operators and admins)", Args: cobra.NoArgs}
+	out := outputFlag(cmd)
+	queue := cmd.Flags().String("queue", "", "only this queue's workers")
+	cmd.RunE = run(func(cmd *cobra.Command, args []string) error {
+		c, err := u.client()
+		if err != nil {
+			return err
+		}
+		ws, err := c.Workers(cmd.Context(), *queue)
+		if err != nil {
+			return err
+		}
+		return emit(cmd.OutOrStdout(), out, nonNil(ws), workersTable)
+	})
+	return cmd
+}
+
+func workersTable(w io.Writer, ws []api.Worker) {
+	row(w, "NAME", "QUEUE", "HARVESTER", "BATCH", "BATCH ID", "STATE", "SUBMITTED", "UPDATED", "REASON")
+	for _, x := range ws {
+		state := x.State
+		if x.ExitCode != 0 {
+			state = fmt.Sprintf("%s (exit %d)", x.State, x.ExitCode)
+		}
+		row(w, x.Name, x.Queue, x.Harvester, x.Batch, x.BatchID, state, timeText(x.Submitted), timeText(x.Updated), clip(x.Reason, 50))
+	}
+}
+
 func agentsTable(w io.Writer, agents []api.Agent) {
 	row(w, "ID", "NAME", "KIND", "QUEUE", "STATE", "SINCE", "RUNNING", "CORES", "MEMORY", "GPUS")
 	for _, a := range agents {

@@ -122,6 +122,9 @@ var authzMatrix = []authzRoute{
 	{pattern: "GET /agents", name: "agents", method: "GET", path: "/agents",
 		want:  statuses{asAdmin: 200, asOperator: 200, asOwner: 403, asOther: 403, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401},
 		check: checkAgents},
+	{pattern: "GET /workers", name: "workers", method: "GET", path: "/workers?queue=hpc",
+		want:  statuses{asAdmin: 200, asOperator: 200, asOwner: 403, asOther: 403, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401},
+		check: checkWorkers},
 }
 
 // ownerLog is the owner's job output, which no one else may read.
@@ -155,7 +158,9 @@ func newAuthzFixture(t *testing.T) *authzFixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	be := &fakeBackend{st: st, logDir: t.TempDir(), live: map[int64]store.Job{},
-		agents: []broker.AgentInfo{{ID: "a1", Name: "pilot-1", Kind: "pilot", Connected: true, Since: time.Now()}}}
+		agents: []broker.AgentInfo{{ID: "a1", Name: "pilot-1", Kind: "pilot", Connected: true, Since: time.Now()}},
+		workers: []Worker{{Harvester: "h1", Queue: "hpc", Batch: "slurm", Name: "hpc-1", BatchID: "7", State: "running"},
+			{Harvester: "h1", Queue: "grid", Batch: "local", Name: "grid-1", BatchID: "1", State: "queued"}}}
 	a := auth.NewAuthenticator(st, authzTTL)
 	srv := httptest.NewServer(NewServer(st, be, a, nil))
 	t.Cleanup(srv.Close)
@@ -409,6 +414,12 @@ func checkMinted(t *testing.T, f *authzFixture, c caller, body []byte) {
 func checkWhoami(t *testing.T, f *authzFixture, c caller, body []byte) {
 	if w := decode[Whoami](t, body); w != callerPrincipal[c] {
 		t.Errorf("whoami = %+v, want %+v", w, callerPrincipal[c])
+	}
+}
+
+func checkWorkers(t *testing.T, f *authzFixture, c caller, body []byte) {
+	if ws := decode[[]Worker](t, body); len(ws) != 1 || ws[0].Name != "hpc-1" || ws[0].Queue != "hpc" {
+		t.Errorf("workers = %+v", ws)
 	}
 }
 

@@ -27,6 +27,7 @@ type Backend interface {
 	Retry(ctx context.Context, id int64) (kind string, n int, err error)
 	LiveJob(id int64) (store.Job, bool)
 	Agents() []broker.AgentInfo
+	Workers(queue string) []Worker
 	LogPath(job int64, attempt int) string
 }
 
@@ -62,6 +63,7 @@ func NewServer(st store.Store, b Backend, a Authenticator, log *slog.Logger) *Se
 	s.handle("POST /tokens", s.createToken)
 	s.handle("GET /whoami", s.whoami)
 	s.handle("GET /agents", s.agents)
+	s.handle("GET /workers", s.listWorkers)
 	return s
 }
 
@@ -227,6 +229,17 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p auth.Prin
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, TokenResponse{Token: secret, Name: req.Name, Role: string(role)})
+}
+
+func (s *Server) listWorkers(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+	if !p.Can(auth.ViewAgents) {
+		return errorf(http.StatusForbidden, "role %s may not list workers", p.Role)
+	}
+	out := s.backend.Workers(r.URL.Query().Get("queue"))
+	if out == nil {
+		out = []Worker{}
+	}
+	return writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) agents(w http.ResponseWriter, r *http.Request, p auth.Principal) error {

@@ -38,9 +38,10 @@ max_attempts: 3
 // fakeBackend stores submitted tasks in the real store like the dispatcher
 // does, and records kills and retries; the broker is what it fakes.
 type fakeBackend struct {
-	st     store.Store
-	logDir string
-	agents []broker.AgentInfo
+	st      store.Store
+	logDir  string
+	agents  []broker.AgentInfo
+	workers []Worker
 
 	mu      sync.Mutex
 	live    map[int64]store.Job
@@ -108,6 +109,16 @@ func (b *fakeBackend) calls() (kills, retries []int64) {
 }
 
 func (b *fakeBackend) Agents() []broker.AgentInfo { return b.agents }
+
+func (b *fakeBackend) Workers(queue string) []Worker {
+	var out []Worker
+	for _, w := range b.workers {
+		if queue == "" || w.Queue == queue {
+			out = append(out, w)
+		}
+	}
+	return out
+}
 
 func (b *fakeBackend) LogPath(job int64, attempt int) string {
 	return filepath.Join(b.logDir, fmt.Sprintf("%d.%d.log", job, attempt))

@@ -16,6 +16,7 @@
 //	POST /api/v1/tokens             TokenRequest -> TokenResponse (admin only)
 //	GET  /api/v1/whoami             -> Whoami
 //	GET  /api/v1/agents             -> []Agent (operator and admin)
+//	GET  /api/v1/workers            ?queue=Q -> []Worker, as harvesters last reported them (operator and admin)
 //
 // Errors come as ErrorResponse with a 4xx or 5xx status. A task or job of
 // another user is reported as not found.
@@ -98,6 +99,21 @@ type Attempt struct {
 	Ended       *time.Time `json:"ended,omitempty"`
 	CPUSeconds  float64    `json:"cpu_seconds,omitempty"`
 	MaxRSSBytes int64      `json:"max_rss_bytes,omitempty"`
+}
+
+// Worker is one batch worker (a pilot in a batch job) of a harvester.
+type Worker struct {
+	Harvester string    `json:"harvester"`
+	Queue     string    `json:"queue"`
+	Batch     string    `json:"batch"` // the batch system's kind
+	Name      string    `json:"name"`  // also its pilot's name
+	BatchID   string    `json:"batch_id"`
+	State     string    `json:"state"` // queued, running, finished, failed, cancelled, missing
+	Reason    string    `json:"reason,omitempty"`
+	ExitCode  int       `json:"exit_code,omitempty"`
+	Submitted time.Time `json:"submitted"`
+	Updated   time.Time `json:"updated"`  // its state last changed
+	Reported  time.Time `json:"reported"` // the harvester last reported
 }
 
 // ActionResponse answers kill and retry.

@@ -76,3 +76,18 @@ func TestLogDataOutlivesNextRead(t *testing.T) {
 		}
 	}
 }
+
+func sampleDemandQuery() *wire.DemandQuery {
+	return &wire.DemandQuery{Queue: "hpc", Cores: 2, MemoryBytes: 4 << 30, WalltimeSecs: 3600, GPUs: 1}
+}
+func sampleDemand() *wire.Demand {
+	return &wire.Demand{Ready: 40, ReadyCores: 40, Running: 3, Code: 1004, Message: "unknown queue"}
+}
+func sampleWorkerReport() *wire.WorkerReport {
+	return &wire.WorkerReport{Queue: "hpc", Batch: "slurm", Workers: []wire.WorkerState{{Name: "hpc-1", BatchID: "12",
+		State: "failed", Reason: "NonZeroExitCode", ExitCode: 3, SubmittedUnix: 1_764_000_000, UpdatedUnix: 1_764_000_060}}}
+}
+
+func TestDemandQuery(t *testing.T)  { roundTrip(t, wire.TypeDemandQuery, sampleDemandQuery()) }
+func TestDemand(t *testing.T)       { roundTrip(t, wire.TypeDemand, sampleDemand()) }
+func TestWorkerReport(t *testing.T) { roundTrip(t, wire.TypeWorkerReport, sampleWorkerReport()) }

@@ -24,6 +24,10 @@ const (
 	// On a stream of their own, opened by the agent: one request, one answer.
 	TypeURLRequest Type = 26
 	TypeURLs       Type = 27
+	// Harvesters, each on a stream of its own: one request, one answer.
+	TypeDemandQuery  Type = 30
+	TypeDemand       Type = 31
+	TypeWorkerReport Type = 32
 )
 
 // Message is implemented by every protocol message.
@@ -162,6 +166,45 @@ type InputFile struct {
 	Source string `cbor:"5,keyasint"`
 }
 
+// DemandQuery asks how much ready work of a queue fits one worker of the
+// given shape (a harvester sizing its batch submissions).
+type DemandQuery struct {
+	Queue        string `cbor:"1,keyasint"`
+	Cores        int    `cbor:"2,keyasint"`
+	MemoryBytes  int64  `cbor:"3,keyasint"`
+	WalltimeSecs int64  `cbor:"4,keyasint"`
+	GPUs         int    `cbor:"5,keyasint,omitempty"`
+}
+
+// Demand answers a DemandQuery. Code is non-zero (an errcode) with Message
+// when the query is refused.
+type Demand struct {
+	Ready      int    `cbor:"1,keyasint"` // ready jobs that fit the shape
+	ReadyCores int    `cbor:"2,keyasint"` // their cores
+	Running    int    `cbor:"3,keyasint"` // jobs running on the queue's agents
+	Code       int    `cbor:"4,keyasint,omitempty"`
+	Message    string `cbor:"5,keyasint,omitempty"`
+}
+
+// WorkerState is one batch worker as its harvester last saw it.
+type WorkerState struct {
+	Name          string `cbor:"1,keyasint"` // also its pilot's name
+	BatchID       string `cbor:"2,keyasint"`
+	State         string `cbor:"3,keyasint"` // queued, running, finished, failed, cancelled, missing
+	Reason        string `cbor:"4,keyasint,omitempty"`
+	ExitCode      int    `cbor:"5,keyasint,omitempty"`
+	SubmittedUnix int64  `cbor:"6,keyasint"`
+	UpdatedUnix   int64  `cbor:"7,keyasint"`
+}
+
+// WorkerReport replaces what the dispatcher knows of a harvester's workers
+// in one queue; answered with Ack.
+type WorkerReport struct {
+	Queue   string        `cbor:"1,keyasint"`
+	Batch   string        `cbor:"2,keyasint"` // the batch system's kind
+	Workers []WorkerState `cbor:"3,keyasint"`
+}
+
 // OutputFile is one uploaded output, as the agent measured it.
 type OutputFile struct {
 	Name    string `cbor:"1,keyasint"` // path relative to the work directory
@@ -294,6 +337,9 @@ func (*Report) Type() Type       { return TypeReport }
 func (*Ack) Type() Type          { return TypeAck }
 func (*URLRequest) Type() Type   { return TypeURLRequest }
 func (*URLs) Type() Type         { return TypeURLs }
+func (*DemandQuery) Type() Type  { return TypeDemandQuery }
+func (*Demand) Type() Type       { return TypeDemand }
+func (*WorkerReport) Type() Type { return TypeWorkerReport }
 
 // New returns an empty message of type t, or nil for an unknown type.
 func New(t Type) Message {
@@ -332,6 +378,12 @@ func New(t Type) Message {
 		return new(URLRequest)
 	case TypeURLs:
 		return new(URLs)
+	case TypeDemandQuery:
+		return new(DemandQuery)
+	case TypeDemand:
+		return new(Demand)
+	case TypeWorkerReport:
+		return new(WorkerReport)
 	}
 	return nil
 }

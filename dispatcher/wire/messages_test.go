@@ -17,7 +17,7 @@ var allTypes = []wire.Type{
 	wire.TypeHello, wire.TypeWelcome, wire.TypeRefuse, wire.TypeWant, wire.TypeAssign,
 	wire.TypeHeartbeat, wire.TypeHeartbeatAck, wire.TypeKill, wire.TypeDrain,
 	wire.TypeJobOpen, wire.TypeJobState, wire.TypeSample, wire.TypeLog, wire.TypeReport, wire.TypeAck,
-	wire.TypeURLRequest, wire.TypeURLs,
+	wire.TypeURLRequest, wire.TypeURLs, wire.TypeDemandQuery, wire.TypeDemand, wire.TypeWorkerReport,
 }
 
 // samples returns one fully populated value of every message kind, in
@@ -27,7 +27,7 @@ func samples() []wire.Message {
 		sampleHello(), sampleWelcome(), sampleRefuse(), sampleWant(), sampleAssign(),
 		sampleHeartbeat(), sampleHeartbeatAck(), sampleKill(), sampleDrain(),
 		sampleJobOpen(), sampleJobState(), sampleSample(), sampleLog(), sampleReport(), sampleAck(),
-		sampleURLRequest(), sampleURLs(),
+		sampleURLRequest(), sampleURLs(), sampleDemandQuery(), sampleDemand(), sampleWorkerReport(),
 	}
 }
 

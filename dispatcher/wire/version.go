@@ -14,7 +14,8 @@ package wire
 //	  Later additions that old peers may ignore (optional keys, same version):
 //	  Assign.Network (key 10); Assign.Inputs/Outputs/Stream (keys 11-13),
 //	  Report.Outputs (key 8), URLRequest/URLs (types 26, 27),
-//	  Heartbeat.CacheFilter/CacheHashes (keys 5, 6). A pilot that predates
+//	  Heartbeat.CacheFilter/CacheHashes (keys 5, 6); DemandQuery/Demand/
+//	  WorkerReport (types 30-32, harvesters). A pilot that predates
 //	  the data keys would run a data job without its inputs.
 const Version = 1
 

@@ -144,6 +144,17 @@ func (c *Client) Agents(ctx context.Context) ([]api.Agent, error) {
 	return r, err
 }
 
+// Workers lists the batch workers harvesters reported, of one queue or all.
+func (c *Client) Workers(ctx context.Context, queue string) ([]api.Worker, error) {
+	var r []api.Worker
+	q := url.Values{}
+	if queue != "" {
+		q.Set("queue", queue)
+	}
+	err := c.get(ctx, "/workers", q, &r)
+	return r, err
+}
+
 func page(q url.Values, limit int, after int64) url.Values {
 	if q == nil {
 		q = url.Values{}
