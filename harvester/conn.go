@@ -125,12 +125,7 @@ func (c *conn) ask(ctx context.Context, req wire.Message) (wire.Message, error) 
 		return nil, err
 	}
 	defer st.CancelRead(0)
-	st.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := wire.NewWriter(st).Write(req); err != nil {
-		return nil, err
-	}
-	st.Close()
-	return wire.NewReader(st, 0).Read()
+	return wire.Exchange(st, req, 30*time.Second)
 }
 
 func (c *conn) closeLocked() {

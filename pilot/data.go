@@ -255,12 +255,7 @@ func (p *Pilot) askURLs(ctx context.Context, req *wire.URLRequest) (*wire.URLs, 
 		return nil, err
 	}
 	defer st.CancelRead(0)
-	st.SetDeadline(time.Now().Add(30 * time.Second))
-	if err := wire.NewWriter(st).Write(req); err != nil {
-		return nil, err
-	}
-	st.Close()
-	m, err := wire.NewReader(st, 0).Read()
+	m, err := wire.Exchange(st, req, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -197,4 +198,24 @@ func (r *Reader) ReadRaw() (Type, []byte, error) {
 func IsProtocolError(err error) bool {
 	return errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrEmptyFrame) ||
 		errors.Is(err, ErrUnknownType) || errors.Is(err, ErrMalformed)
+}
+
+// RequestStream is a bidirectional stream that carries one request and its
+// answer (a *quic.Stream is one).
+type RequestStream interface {
+	io.Reader
+	io.Writer
+	Close() error // ends the write side
+	SetDeadline(time.Time) error
+}
+
+// Exchange writes req on st, ends st's write side and reads the answer,
+// all within timeout.
+func Exchange(st RequestStream, req Message, timeout time.Duration) (Message, error) {
+	st.SetDeadline(time.Now().Add(timeout))
+	if err := NewWriter(st).Write(req); err != nil {
+		return nil, err
+	}
+	st.Close()
+	return NewReader(st, 0).Read()
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"text/template"
 	"time"
 )
 
@@ -75,4 +76,18 @@ func ShellCommand(args []string) string {
 		q[i] = ShellQuote(a)
 	}
 	return strings.Join(q, " ")
+}
+
+// JobTemplate parses the configuration's job script template, or def when
+// it has none.
+func (c Config) JobTemplate(def string) (*template.Template, error) {
+	text := c.Template
+	if text == "" {
+		text = def
+	}
+	t, err := template.New(c.Kind).Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s job template: %v", ErrConfig, c.Kind, err)
+	}
+	return t, nil
 }

@@ -20,13 +20,9 @@ import (
 
 func init() {
 	batch.Register("htcondor", func(c batch.Config) (batch.System, error) {
-		text := c.Template
-		if text == "" {
-			text = DefaultTemplate
-		}
-		t, err := template.New("htcondor").Parse(text)
+		t, err := c.JobTemplate(DefaultTemplate)
 		if err != nil {
-			return nil, fmt.Errorf("%w: htcondor submit file template: %v", batch.ErrConfig, err)
+			return nil, err
 		}
 		return &System{cfg: c, tmpl: t}, nil
 	})

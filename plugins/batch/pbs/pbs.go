@@ -20,13 +20,9 @@ import (
 
 func init() {
 	batch.Register("pbs", func(c batch.Config) (batch.System, error) {
-		text := c.Template
-		if text == "" {
-			text = DefaultTemplate
-		}
-		t, err := template.New("pbs").Parse(text)
+		t, err := c.JobTemplate(DefaultTemplate)
 		if err != nil {
-			return nil, fmt.Errorf("%w: pbs job script template: %v", batch.ErrConfig, err)
+			return nil, err
 		}
 		return &System{cfg: c, tmpl: t}, nil
 	})
