@@ -91,3 +91,33 @@ func (c Config) JobTemplate(def string) (*template.Template, error) {
 	}
 	return t, nil
 }
+
+// Classify tells a refused request from a batch system that cannot be
+// reached: a failed command whose error output holds one of down is
+// ErrUnavailable, any other ErrRejected.
+func Classify(err error, down ...string) error {
+	var ce *CommandError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	for _, d := range down {
+		if strings.Contains(ce.Stderr, d) {
+			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	return fmt.Errorf("%w: %v", ErrRejected, err)
+}
+
+// Pick returns the statuses of ids from those a listing found; the others
+// are Missing, for reason.
+func Pick(known map[string]Status, ids []string, reason string) map[string]Status {
+	res := make(map[string]Status, len(ids))
+	for _, id := range ids {
+		st, ok := known[id]
+		if !ok {
+			st = Status{ID: id, State: Missing, Reason: reason}
+		}
+		res[id] = st
+	}
+	return res
+}

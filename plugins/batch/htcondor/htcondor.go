@@ -91,16 +91,7 @@ func (s *System) Submit(ctx context.Context, w batch.Worker) (string, error) {
 }
 
 func classify(err error) error {
-	var ce *batch.CommandError
-	if !errors.As(err, &ce) {
-		return err
-	}
-	for _, d := range []string{"Failed to connect", "Can't find address", "Unable to contact", "SECMAN"} {
-		if strings.Contains(ce.Stderr, d) {
-			return fmt.Errorf("%w: %v", batch.ErrUnavailable, err)
-		}
-	}
-	return fmt.Errorf("%w: %v", batch.ErrRejected, err)
+	return batch.Classify(err, "Failed to connect", "Can't find address", "Unable to contact", "SECMAN")
 }
 
 const attrs = "ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,HoldReason,RemoveReason"
@@ -133,15 +124,7 @@ func (s *System) Status(ctx context.Context, ids []string) (map[string]batch.Sta
 			known[id] = st
 		}
 	}
-	res := make(map[string]batch.Status, len(ids))
-	for _, id := range ids {
-		st, ok := known[id]
-		if !ok {
-			st = batch.Status{ID: id, State: batch.Missing, Reason: "in neither condor_q nor condor_history"}
-		}
-		res[id] = st
-	}
-	return res, nil
+	return batch.Pick(known, ids, "in neither condor_q nor condor_history"), nil
 }
 
 // ParseAds reads job ClassAds printed by condor_q or condor_history -json.

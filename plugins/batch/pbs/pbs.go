@@ -84,16 +84,7 @@ func (s *System) Submit(ctx context.Context, w batch.Worker) (string, error) {
 }
 
 func classify(err error) error {
-	var ce *batch.CommandError
-	if !errors.As(err, &ce) {
-		return err
-	}
-	for _, d := range []string{"cannot connect to server", "Connection refused", "Communication failure", "pbs_connect"} {
-		if strings.Contains(ce.Stderr, d) {
-			return fmt.Errorf("%w: %v", batch.ErrUnavailable, err)
-		}
-	}
-	return fmt.Errorf("%w: %v", batch.ErrRejected, err)
+	return batch.Classify(err, "cannot connect to server", "Connection refused", "Communication failure", "pbs_connect")
 }
 
 func (s *System) Status(ctx context.Context, ids []string) (map[string]batch.Status, error) {
@@ -106,15 +97,7 @@ func (s *System) Status(ctx context.Context, ids []string) (map[string]batch.Sta
 	if perr != nil {
 		return nil, fmt.Errorf("%w: qstat: %v", batch.ErrUnavailable, perr)
 	}
-	res := make(map[string]batch.Status, len(ids))
-	for _, id := range ids {
-		st, ok := known[id]
-		if !ok {
-			st = batch.Status{ID: id, State: batch.Missing, Reason: "unknown to qstat -x (history expired, or never existed)"}
-		}
-		res[id] = st
-	}
-	return res, nil
+	return batch.Pick(known, ids, "unknown to qstat -x (history expired, or never existed)"), nil
 }
 
 // ParseQstat reads `qstat -x -f -F json`.

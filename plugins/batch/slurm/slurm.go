@@ -91,17 +91,7 @@ func (s *System) Submit(ctx context.Context, w batch.Worker) (string, error) {
 
 // classify tells a refused submission from a batch system that is down.
 func classify(err error) error {
-	var ce *batch.CommandError
-	if !errors.As(err, &ce) {
-		return err
-	}
-	down := []string{"Unable to contact", "Socket timed out", "Connection refused", "Zero Bytes were transmitted", "slurm_load_jobs error: Unable"}
-	for _, d := range down {
-		if strings.Contains(ce.Stderr, d) {
-			return fmt.Errorf("%w: %v", batch.ErrUnavailable, err)
-		}
-	}
-	return fmt.Errorf("%w: %v", batch.ErrRejected, err)
+	return batch.Classify(err, "Unable to contact", "Socket timed out", "Connection refused", "Zero Bytes were transmitted", "slurm_load_jobs error: Unable")
 }
 
 // Status lists the user's jobs, ended ones included, once, and picks ids.
@@ -111,15 +101,7 @@ func (s *System) Status(ctx context.Context, ids []string) (map[string]batch.Sta
 		return nil, fmt.Errorf("%w: %v", batch.ErrUnavailable, err)
 	}
 	known := ParseSqueue(out)
-	res := make(map[string]batch.Status, len(ids))
-	for _, id := range ids {
-		st, ok := known[id]
-		if !ok {
-			st = batch.Status{ID: id, State: batch.Missing, Reason: "not known to squeue (ended longer ago than MinJobAge, or never existed)"}
-		}
-		res[id] = st
-	}
-	return res, nil
+	return batch.Pick(known, ids, "not known to squeue (ended longer ago than MinJobAge, or never existed)"), nil
 }
 
 // ParseSqueue reads `squeue -O JobID:|,State:|,Reason:|,exit_code:|`.
