@@ -219,3 +219,21 @@ func Exchange(st RequestStream, req Message, timeout time.Duration) (Message, er
 	st.Close()
 	return NewReader(st, 0).Read()
 }
+
+// ReadOne reads exactly one frame from r, without reading ahead: what
+// follows stays in r for another reader (a relayed stream's prefix).
+func ReadOne(r io.Reader, max int) (Message, error) {
+	var hdr [headerLen + 1]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint32(hdr[:headerLen]))
+	if n < 1 || n > max {
+		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrFrameTooLarge, n, max)
+	}
+	body := make([]byte, n-1)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return Unmarshal(Type(hdr[headerLen]), body)
+}

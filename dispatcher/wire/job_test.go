@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/pando-wms/pando/dispatcher/wire"
@@ -91,3 +92,30 @@ func sampleWorkerReport() *wire.WorkerReport {
 func TestDemandQuery(t *testing.T)  { roundTrip(t, wire.TypeDemandQuery, sampleDemandQuery()) }
 func TestDemand(t *testing.T)       { roundTrip(t, wire.TypeDemand, sampleDemand()) }
 func TestWorkerReport(t *testing.T) { roundTrip(t, wire.TypeWorkerReport, sampleWorkerReport()) }
+
+func sampleRelay() *wire.Relay { return &wire.Relay{Conn: 1 << 40, Remote: "10.0.0.7:4433"} }
+func sampleRelayClose() *wire.RelayClose {
+	return &wire.RelayClose{Conn: 7, Code: wire.CloseHeartbeatLost, Reason: "no heartbeat"}
+}
+
+func TestRelay(t *testing.T)      { roundTrip(t, wire.TypeRelay, sampleRelay()) }
+func TestRelayClose(t *testing.T) { roundTrip(t, wire.TypeRelayClose, sampleRelayClose()) }
+
+// ReadOne takes exactly one frame off a stream, leaving the rest for the
+// reader the stream is handed to.
+func TestReadOne(t *testing.T) {
+	buf, _ := wire.AppendFrame(nil, sampleRelay())
+	buf, _ = wire.AppendFrame(buf, sampleJobOpen())
+	r := bytes.NewReader(buf)
+	m, err := wire.ReadOne(r, 1024)
+	if err != nil || !equalMessages(m, sampleRelay()) {
+		t.Fatalf("ReadOne = %+v, %v", m, err)
+	}
+	m, err = wire.NewReader(r, 0).Read()
+	if err != nil || !equalMessages(m, sampleJobOpen()) {
+		t.Fatalf("then Read = %+v, %v", m, err)
+	}
+	if _, err := wire.ReadOne(bytes.NewReader([]byte{0, 0, 4, 1, 33}), 1024); !errors.Is(err, wire.ErrFrameTooLarge) {
+		t.Errorf("oversized frame: %v", err)
+	}
+}

@@ -28,6 +28,11 @@ const (
 	TypeDemandQuery  Type = 30
 	TypeDemand       Type = 31
 	TypeWorkerReport Type = 32
+	// Edges: Relay prefixes every stream an edge opens for one of its
+	// agents; RelayClose (both ways, on the edge's control stream) ends
+	// that agent's relayed connection.
+	TypeRelay      Type = 33
+	TypeRelayClose Type = 34
 )
 
 // Message is implemented by every protocol message.
@@ -205,6 +210,22 @@ type WorkerReport struct {
 	Workers []WorkerState `cbor:"3,keyasint"`
 }
 
+// Relay is the first frame of a stream an edge opens on behalf of one of
+// the agents connected to it: the rest of the stream is that agent's.
+// The first stream of a Conn is the agent's control stream.
+type Relay struct {
+	Conn   uint64 `cbor:"1,keyasint"` // the edge's number for the agent's connection
+	Remote string `cbor:"2,keyasint,omitempty"`
+}
+
+// RelayClose ends a relayed agent connection: from the edge when the agent
+// went away, from the dispatcher when it closes the agent's session.
+type RelayClose struct {
+	Conn   uint64 `cbor:"1,keyasint"`
+	Code   int    `cbor:"2,keyasint,omitempty"`
+	Reason string `cbor:"3,keyasint,omitempty"`
+}
+
 // OutputFile is one uploaded output, as the agent measured it.
 type OutputFile struct {
 	Name    string `cbor:"1,keyasint"` // path relative to the work directory
@@ -340,6 +361,8 @@ func (*URLs) Type() Type         { return TypeURLs }
 func (*DemandQuery) Type() Type  { return TypeDemandQuery }
 func (*Demand) Type() Type       { return TypeDemand }
 func (*WorkerReport) Type() Type { return TypeWorkerReport }
+func (*Relay) Type() Type        { return TypeRelay }
+func (*RelayClose) Type() Type   { return TypeRelayClose }
 
 // New returns an empty message of type t, or nil for an unknown type.
 func New(t Type) Message {
@@ -384,6 +407,10 @@ func New(t Type) Message {
 		return new(Demand)
 	case TypeWorkerReport:
 		return new(WorkerReport)
+	case TypeRelay:
+		return new(Relay)
+	case TypeRelayClose:
+		return new(RelayClose)
 	}
 	return nil
 }

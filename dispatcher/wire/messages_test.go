@@ -18,6 +18,7 @@ var allTypes = []wire.Type{
 	wire.TypeHeartbeat, wire.TypeHeartbeatAck, wire.TypeKill, wire.TypeDrain,
 	wire.TypeJobOpen, wire.TypeJobState, wire.TypeSample, wire.TypeLog, wire.TypeReport, wire.TypeAck,
 	wire.TypeURLRequest, wire.TypeURLs, wire.TypeDemandQuery, wire.TypeDemand, wire.TypeWorkerReport,
+	wire.TypeRelay, wire.TypeRelayClose,
 }
 
 // samples returns one fully populated value of every message kind, in
@@ -28,6 +29,7 @@ func samples() []wire.Message {
 		sampleHeartbeat(), sampleHeartbeatAck(), sampleKill(), sampleDrain(),
 		sampleJobOpen(), sampleJobState(), sampleSample(), sampleLog(), sampleReport(), sampleAck(),
 		sampleURLRequest(), sampleURLs(), sampleDemandQuery(), sampleDemand(), sampleWorkerReport(),
+		sampleRelay(), sampleRelayClose(),
 	}
 }
 

@@ -15,7 +15,8 @@ package wire
 //	  Assign.Network (key 10); Assign.Inputs/Outputs/Stream (keys 11-13),
 //	  Report.Outputs (key 8), URLRequest/URLs (types 26, 27),
 //	  Heartbeat.CacheFilter/CacheHashes (keys 5, 6); DemandQuery/Demand/
-//	  WorkerReport (types 30-32, harvesters). A pilot that predates
+//	  WorkerReport (types 30-32, harvesters); Relay/RelayClose (33, 34,
+//	  edges). A pilot that predates
 //	  the data keys would run a data job without its inputs.
 const Version = 1
 
