@@ -111,14 +111,14 @@ func (s *Server) acceptAgents(ctx context.Context) {
 }
 
 // refuse tells the agent why it is turned away, then closes.
-func refuse(conn *quic.Conn, w *wire.Writer, code int, msg string) {
+func refuse(conn agentConn, w *wire.Writer, code int, msg string) {
 	if w != nil {
 		_ = w.Write(&wire.Refuse{Code: code, Message: msg})
 	}
 	_ = conn.CloseWithError(quic.ApplicationErrorCode(code), msg)
 }
 
-func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
+func (s *Server) serveAgent(ctx context.Context, conn agentConn) {
 	log := s.log.With("remote", conn.RemoteAddr().String())
 	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	ctrl, err := conn.AcceptStream(hctx)
@@ -169,6 +169,16 @@ func (s *Server) serveAgent(ctx context.Context, conn *quic.Conn) {
 	}
 	if hello.Kind == wire.KindHarvester {
 		held = append(held, harvesterStreams) // its queries come at any time
+	}
+	if hello.Kind == wire.KindEdge {
+		qc, ok := conn.(*quic.Conn)
+		if !ok {
+			ss.Close(wire.CloseProtocol, "an edge cannot connect through another edge")
+			return
+		}
+		ss.relay = newRelayMux(s, ss, qc)
+		s.agentsWG.Add(1)
+		go func() { defer s.agentsWG.Done(); ss.relay.run(ctx) }()
 	}
 	s.expectStreams(ctx, ss, held)
 	s.readControl(ss, r)
@@ -268,6 +278,12 @@ func (s *Server) readControl(ss *session, r *wire.Reader) {
 		switch m := m.(type) {
 		case *wire.Want:
 			s.broker.Want(id, ss, m)
+		case *wire.RelayClose:
+			if ss.relay == nil {
+				s.endSession(ss, fmt.Errorf("%w: RelayClose from an agent that is not an edge", wire.ErrMalformed))
+				return
+			}
+			ss.relay.closed(m.Conn)
 		case *wire.Heartbeat:
 			_ = ss.Send([]wire.Message{&wire.HeartbeatAck{Seq: m.Seq, UnixNano: m.UnixNano}})
 			if m.CacheHashes != 0 {

@@ -22,7 +22,7 @@ const maxQueued = 4096
 // are queued and written in order by a pooled goroutine, so that the
 // committer, which calls Send, never waits on an agent's network.
 type session struct {
-	conn     *quic.Conn
+	conn     agentConn
 	ctrl     *quic.Stream
 	w        *wire.Writer
 	hello    *wire.Hello
@@ -37,6 +37,8 @@ type session struct {
 	sending bool
 	held    bool // until Welcome is written: nothing may overtake it
 	closed  bool
+
+	relay *relayMux // an edge's relayed agents (edges only)
 
 	// Job streams the agent is expected to open (see expectStreams).
 	expect     map[wire.RunningJob]struct{}
