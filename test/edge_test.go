@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -38,5 +40,71 @@ func TestEdgeRelays(t *testing.T) {
 	out := c.pando("agents")
 	if !strings.Contains(out, "node-1") || !strings.Contains(out, "edge") {
 		t.Errorf("pando agents lists neither the pilot nor the edge:\n%s", out)
+	}
+}
+
+// A compute node (a network namespace) has no route to the dispatcher,
+// which runs on a node of its own (another namespace): its pilot reaches
+// only the edge on the login node (this host), and its jobs finish. The
+// edge's upstream is then cut for 30 s while jobs run: they carry on, the
+// pilot holds their reports, and after the cut every job finishes in its
+// first attempt: nothing lost, nothing run twice.
+func TestEdgeComputeNodeAndUpstreamCut(t *testing.T) {
+	dnode, compute := newNetns(t), newNetns(t)
+	c := prepareCluster(t, dnode.nsIP, "--host", dnode.nsIP, "--heartbeat", "1s", "--agent-timeout", "5s", "--grace", "90s", "--retry-backoff", "-1s")
+	c.http = fmt.Sprintf("%s:%d", dnode.nsIP, freePort(t))
+	for i, a := range c.dispArgs {
+		if a == "--http" {
+			c.dispArgs[i+1] = c.http
+		}
+	}
+	c.disp = startCmd(t, "dispatcher", "ip", append([]string{"netns", "exec", dnode.name, bin(t)}, c.dispArgs...)...)
+	c.waitFor("dispatcher API", 20*time.Second, func() bool { _, _, code := c.pandoRaw("whoami"); return code == 0 })
+
+	listen := fmt.Sprintf("%s:%d", compute.hostIP, freePort(t))
+	edge, ca := startEdge(t, c, listen, c.agents)
+	// The compute node cannot reach the dispatcher itself.
+	if _, _, code := c.pandoRaw("--server", "http://"+c.http, "whoami"); code != 0 {
+		t.Fatal("the test host cannot reach the dispatcher")
+	}
+	if out, err := exec.Command("ip", "netns", "exec", compute.name, bin(t), "--server", "http://"+c.http,
+		"--token-file", c.tokenFile, "whoami").CombinedOutput(); err == nil {
+		t.Fatalf("the compute node reached the dispatcher directly: %s", out)
+	}
+	marker := filepath.Join(c.dir, "runs")
+	startCmd(t, "pilot-on-compute-node", "ip", "netns", "exec", compute.name, bin(t), "pilot", "--dispatcher", listen,
+		"--token-file", c.tokenFile, "--ca-file", ca, "--name", "cn-1", "--workdir", filepath.Join(c.dir, "cn-1"),
+		"--containers", "none", "--cores", "4")
+	first := c.submit("command: 'echo ok'\njobs: 4\n")
+	if code := c.waitTask(first, time.Minute); code != 0 {
+		t.Fatalf("jobs of a node with no route out: %+v", c.jobs(first))
+	}
+
+	id := c.submit(fmt.Sprintf("command: 'sleep 10; echo $PANDO_JOB_ID >> %s'\njobs: 4\nresources: {cores: 1, walltime: 5m}\n", marker))
+	c.waitFor("the jobs to run", 30*time.Second, func() bool {
+		for _, j := range c.jobs(id) {
+			if j.State != "running" {
+				return false
+			}
+		}
+		return true
+	})
+	ipCmd(t, "link", "set", dnode.hostIf, "down") // the login node loses the dispatcher
+	time.Sleep(30 * time.Second)
+	ipCmd(t, "link", "set", dnode.hostIf, "up")
+	if code := c.waitTask(id, 2*time.Minute); code != 0 {
+		t.Fatalf("task after the cut: %+v", c.jobs(id))
+	}
+	for _, j := range c.jobs(id) {
+		if j.State != "finished" || j.Attempt != 1 {
+			t.Errorf("job %d %s in attempt %d; want finished in its first attempt", j.ID, j.State, j.Attempt)
+		}
+	}
+	if !strings.Contains(edge.out.String(), "upstream lost") {
+		t.Errorf("the edge never lost its upstream: the test proves nothing")
+	}
+	runs, _ := os.ReadFile(marker)
+	if n := len(strings.Fields(string(runs))); n != 4 {
+		t.Errorf("payloads ran %d times, want 4:\n%s", n, runs)
 	}
 }

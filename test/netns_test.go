@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,6 +16,8 @@ import (
 type netns struct {
 	name, hostIf, hostIP, nsIP string
 }
+
+var netnsCount atomic.Int32
 
 func ipCmd(t *testing.T, args ...string) {
 	t.Helper()
@@ -31,12 +34,13 @@ func newNetns(t *testing.T) *netns {
 		}
 		t.Skip("no ip command (iproute2)")
 	}
+	k := netnsCount.Add(1) // several namespaces in one test process
 	id := os.Getpid() % 250
-	n := &netns{name: fmt.Sprintf("pando-t%d", os.Getpid()), hostIf: fmt.Sprintf("pth%d", os.Getpid()),
-		hostIP: fmt.Sprintf("10.213.%d.1", id), nsIP: fmt.Sprintf("10.213.%d.2", id)}
+	n := &netns{name: fmt.Sprintf("pando-t%d-%d", os.Getpid(), k), hostIf: fmt.Sprintf("pth%d-%d", os.Getpid()%100000, k),
+		hostIP: fmt.Sprintf("10.%d.%d.1", 212+k%40, id), nsIP: fmt.Sprintf("10.%d.%d.2", 212+k%40, id)}
 	ipCmd(t, "netns", "add", n.name)
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", n.name).Run() })
-	nsIf := fmt.Sprintf("ptn%d", os.Getpid())
+	nsIf := fmt.Sprintf("ptn%d-%d", os.Getpid()%100000, k)
 	ipCmd(t, "link", "add", n.hostIf, "type", "veth", "peer", "name", nsIf)
 	t.Cleanup(func() { exec.Command("ip", "link", "del", n.hostIf).Run() })
 	ipCmd(t, "link", "set", nsIf, "netns", n.name)
