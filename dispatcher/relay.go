@@ -30,11 +30,17 @@ type relayMux struct {
 
 	mu    sync.Mutex
 	conns map[uint64]*relayConn
-	maxID uint64 // connection numbers only grow: a lower unknown one is closed
+	// ended remembers closed connections for a while, so that a stream
+	// still on its way does not open the connection again. (Streams of
+	// different connections arrive in any order: numbers tell nothing.)
+	ended map[uint64]time.Time
 }
 
+// endedFor is how long a closed relayed connection is remembered.
+const endedFor = 5 * time.Minute
+
 func newRelayMux(s *Server, edge *session, qc *quic.Conn) *relayMux {
-	return &relayMux{srv: s, edge: edge, qc: qc, conns: map[uint64]*relayConn{}}
+	return &relayMux{srv: s, edge: edge, qc: qc, conns: map[uint64]*relayConn{}, ended: map[uint64]time.Time{}}
 }
 
 // relayStreamLimit bounds the streams waiting for one relayed agent.
@@ -78,12 +84,12 @@ func (m *relayMux) route(ctx context.Context, st *quic.Stream) {
 	}
 	m.mu.Lock()
 	c, known := m.conns[r.Conn]
-	fresh := !known && r.Conn > m.maxID
+	_, ended := m.ended[r.Conn]
+	fresh := !known && !ended
 	if fresh {
 		remote, _ := net.ResolveUDPAddr("udp", r.Remote)
 		c = &relayConn{mux: m, id: r.Conn, remote: remote, streams: make(chan *quic.Stream, relayStreamLimit), done: make(chan struct{})}
 		m.conns[r.Conn] = c
-		m.maxID = r.Conn
 	}
 	m.mu.Unlock()
 	if c == nil {
@@ -111,10 +117,22 @@ func (m *relayMux) route(ctx context.Context, st *quic.Stream) {
 func (m *relayMux) closed(id uint64) {
 	m.mu.Lock()
 	c := m.conns[id]
-	delete(m.conns, id)
+	m.forget(id)
 	m.mu.Unlock()
 	if c != nil {
 		c.shut()
+	}
+}
+
+// forget drops a connection, remembering that it ended. m.mu is held.
+func (m *relayMux) forget(id uint64) {
+	delete(m.conns, id)
+	now := time.Now()
+	m.ended[id] = now
+	for k, t := range m.ended {
+		if now.Sub(t) > endedFor {
+			delete(m.ended, k)
+		}
 	}
 }
 
@@ -149,7 +167,7 @@ func (c *relayConn) AcceptStream(ctx context.Context) (*quic.Stream, error) {
 func (c *relayConn) CloseWithError(code quic.ApplicationErrorCode, msg string) error {
 	if c.shut() {
 		c.mux.mu.Lock()
-		delete(c.mux.conns, c.id)
+		c.mux.forget(c.id)
 		c.mux.mu.Unlock()
 		_ = c.mux.edge.Send([]wire.Message{&wire.RelayClose{Conn: c.id, Code: int(code), Reason: msg}})
 	}

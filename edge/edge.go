@@ -112,6 +112,19 @@ func New(cfg Config) (*Edge, error) {
 // Addr is the bound address pilots dial.
 func (e *Edge) Addr() net.Addr { return e.ln.Addr() }
 
+// WaitUpstream waits until the upstream connection is up.
+func (e *Edge) WaitUpstream(ctx context.Context) error {
+	e.mu.Lock()
+	ch := e.upCh
+	e.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // CAFile is the CA pilots verify the edge with.
 func (e *Edge) CAFile() string { return filepath.Join(e.cfg.DataDir, "ca.pem") }
 

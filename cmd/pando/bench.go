@@ -17,7 +17,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Load-test a dispatcher"}
-	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd(), newBenchLatencyCmd(), newBenchAgentsCmd(), newBenchAbuseCmd(), newBenchStageInCmd(), newBenchCarouselCmd())
+	cmd.AddCommand(newBenchDispatchCmd(), newBenchE2ECmd(), newBenchLatencyCmd(), newBenchAgentsCmd(), newBenchAbuseCmd(), newBenchStageInCmd(), newBenchCarouselCmd(), newBenchEdgeCmd())
 	return cmd
 }
 
@@ -338,6 +338,33 @@ consumers x size / hold, whichever is lower) and ratios.`,
 	f.StringVar(&winBytes, "window-bytes", "32MB", "carousel window: bytes in flight")
 	f.IntVar(&cfg.Consumers, "consumers", 0, "jobs reading the staged files, each holding one for --hold (0: release each file at once)")
 	f.DurationVar(&cfg.Hold, "hold", 0, "how long a job holds a staged file before releasing it")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newBenchEdgeCmd() *cobra.Command {
+	var agents, jobs int
+	var output string
+	cmd := &cobra.Command{
+		Use:   "edge",
+		Short: "Dispatch through an edge against dispatching directly, same dispatcher, same run",
+		Args:  cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			res, err := bench.Edge(cmd.Context(), agents, jobs)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d agents, %d jobs: direct %.0f jobs/s (p99 %.2f ms), through the edge %.0f jobs/s (p99 %.2f ms): throughput ratio %.2f, p99 %+.2f ms\n",
+				res.Agents, res.Jobs, res.DirectPerSec, res.DirectP99ms, res.EdgePerSec, res.EdgeP99ms, res.ThroughputCost, res.LatencyCostMs)
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.IntVar(&agents, "agents", 200, "simulated agents (one QUIC connection each, to the dispatcher or to the edge)")
+	f.IntVar(&jobs, "jobs", 20000, "jobs per run")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }
