@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"time"
 
@@ -27,6 +28,17 @@ type Config struct {
 	// PilotCommand is the pando binary workers run (default: this one).
 	PilotCommand string        `yaml:"pilot_command"`
 	Queues       []QueueConfig `yaml:"queues"`
+	// Edge, when set, runs an edge in the harvester for compute nodes with
+	// no route to the dispatcher; its pilots connect through it.
+	Edge *EdgeConfig `yaml:"edge"`
+}
+
+// EdgeConfig is the harvester's edge.
+type EdgeConfig struct {
+	Listen  string   `yaml:"listen"`  // UDP HOST:PORT on the internal network
+	Address string   `yaml:"address"` // what pilots dial (default listen)
+	Hosts   []string `yaml:"hosts"`   // extra names for its certificate
+	DataDir string   `yaml:"data"`    // default WORK_DIR/edge
 }
 
 // QueueConfig is one queue the harvester keeps workers for.
@@ -103,6 +115,17 @@ func (c *Config) check() error {
 	}
 	if c.WorkDir == "" {
 		c.WorkDir = "pando-harvester"
+	}
+	if e := c.Edge; e != nil {
+		if e.Listen == "" {
+			return errors.New("edge.listen: required (HOST:PORT pilots on the compute nodes reach)")
+		}
+		if e.Address == "" {
+			e.Address = e.Listen
+		}
+		if e.DataDir == "" {
+			e.DataDir = filepath.Join(c.WorkDir, "edge")
+		}
 	}
 	seen := map[string]bool{}
 	for i := range c.Queues {

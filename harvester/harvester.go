@@ -23,6 +23,7 @@ import (
 
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/edge"
 	"github.com/pando-wms/pando/plugins/batch"
 )
 
@@ -53,6 +54,9 @@ type Harvester struct {
 	ca      string
 	state   string // the state file
 	workers map[string]*Worker
+	edge    *edge.Edge // nil unless configured
+	target  string     // what pilots dial: the dispatcher, or the edge
+	edgeCA  string
 }
 
 // New prepares a harvester: it reads the token, makes the batch systems
@@ -110,12 +114,31 @@ func New(cfg *Config, log *slog.Logger) (*Harvester, error) {
 		return nil, err
 	}
 	h.conn = &conn{addr: cfg.Dispatcher, token: strings.TrimSpace(string(tok)), name: name, id: id, tls: tlsConf, log: log}
+	h.target = cfg.Dispatcher
+	if e := cfg.Edge; e != nil {
+		host, _, _ := net.SplitHostPort(e.Address)
+		if e.DataDir, err = filepath.Abs(e.DataDir); err != nil { // pilots run elsewhere
+			return nil, err
+		}
+		h.edge, err = edge.New(edge.Config{Listen: e.Listen, DataDir: e.DataDir, Hosts: append([]string{host}, e.Hosts...),
+			Upstream: cfg.Dispatcher, Token: h.conn.token, TLS: tlsConf.Clone(), Name: name + "-edge", Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("harvester: %w", err)
+		}
+		h.target, h.edgeCA = e.Address, h.edge.CAFile()
+	}
 	return h, nil
 }
 
 // Run cycles until ctx ends. Workers keep running when the harvester stops.
 func (h *Harvester) Run(ctx context.Context) error {
 	defer h.conn.close()
+	if h.edge != nil {
+		ectx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- h.edge.Run(ectx) }()
+		defer func() { stop(); <-done }()
+	}
 	t := time.NewTicker(h.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -260,13 +283,16 @@ func (h *Harvester) submit(ctx context.Context, q QueueConfig, sys batch.System)
 	}
 	// The pilot drains before the batch system's walltime kills it.
 	wall := q.Worker.walltime - min(5*time.Minute, q.Worker.walltime/10)
-	cmd := []string{h.pilot, "pilot", "--dispatcher", h.cfg.Dispatcher, "--token-file", h.token,
+	cmd := []string{h.pilot, "pilot", "--dispatcher", h.target, "--token-file", h.token,
 		"--queue", q.Name, "--name", name, "--cores", strconv.Itoa(q.Worker.Cores),
 		"--memory", strconv.FormatInt(q.Worker.memory, 10), "--walltime", wall.String(),
 		"--idle-exit", q.IdleExit.String(), "--workdir", filepath.Join(abs, "work")}
-	if h.ca != "" {
+	switch {
+	case h.edgeCA != "":
+		cmd = append(cmd, "--ca-file", h.edgeCA)
+	case h.ca != "":
 		cmd = append(cmd, "--ca-file", h.ca)
-	} else {
+	default:
 		cmd = append(cmd, "--pin", h.cfg.Pin)
 	}
 	cmd = append(cmd, q.PilotArgs...)

@@ -24,7 +24,7 @@ type apiWorker struct {
 // task of 6 jobs for that queue: the jobs finish on the pilots it submits,
 // at most max_running of them at once, and once the work is done its
 // workers end (idle pilots exit), as `pando workers` shows.
-func harvest(t *testing.T, c *cluster, kind string, env []string) {
+func harvest(t *testing.T, c *cluster, kind string, env []string, extra string) {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755) // batch jobs may run as another user's daemon
 	conf := filepath.Join(dir, "harvester.yaml")
@@ -42,7 +42,7 @@ queues:
     worker: {cores: 1, memory: 1GiB, walltime: 10m}
     idle_exit: 3s
     pilot_args: [--containers, none]
-`, c.agents, c.tokenFile, c.caFile, filepath.Join(dir, "work"), bin(t), kind))
+%s`, c.agents, c.tokenFile, c.caFile, filepath.Join(dir, "work"), bin(t), kind, extra))
 	startEnv(t, "harvester", env, "harvester", "--config", conf, "--log-level", "debug")
 	id := c.submit("command: 'sleep 1'\njobs: 6\nqueue: hpc\nresources: {cores: 1, memory: 64MiB, walltime: 5m}\n")
 	peak := 0
@@ -85,12 +85,27 @@ queues:
 
 func TestHarvesterLocal(t *testing.T) {
 	c := newCluster(t)
-	harvest(t, c, "local", nil)
+	harvest(t, c, "local", nil, "")
 }
 
-// Pilots submitted through sbatch to a real single-node Slurm.
+// Pilots submitted through sbatch to a real single-node Slurm, connected
+// through the edge the harvester runs (as on a login node).
 func TestHarvesterSlurm(t *testing.T) {
 	s := slurmtest.Start(t)
 	c := newCluster(t)
-	harvest(t, c, "slurm", s.Env)
+	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	harvest(t, c, "slurm", s.Env, fmt.Sprintf("edge: {listen: %q}\n", listen))
+	var agents []struct {
+		Name, Kind string
+	}
+	c.pandoJSON(&agents, "agents")
+	edges := 0
+	for _, a := range agents {
+		if a.Kind == "edge" {
+			edges++
+		}
+	}
+	if edges != 1 {
+		t.Errorf("agents %+v: want the harvester's edge among them", agents)
+	}
 }
