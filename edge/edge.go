@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,8 @@ import (
 
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/edge/cache"
+	"github.com/pando-wms/pando/pilot/stage"
 )
 
 // Config configures an edge.
@@ -43,6 +46,12 @@ type Config struct {
 	TLS      *tls.Config
 	Name     string
 	Logger   *slog.Logger
+	// DataListen, when set, serves job inputs to pilots (their
+	// --input-proxy) from a cache of CacheBytes in DataDir/cache, fetched
+	// from the storage hosts in DataAllow (HOST:PORT) only.
+	DataListen string
+	DataAllow  []string
+	CacheBytes int64
 }
 
 // Edge is a running relay.
@@ -59,6 +68,9 @@ type Edge struct {
 	nextID uint64
 	down   map[uint64]*quic.Conn
 	wg     sync.WaitGroup
+
+	data   *http.Server
+	dataLn net.Listener
 }
 
 type upstream struct {
@@ -105,8 +117,47 @@ func New(cfg Config) (*Edge, error) {
 		tr.Close()
 		return nil, fmt.Errorf("edge: listen on %s: %w", cfg.Listen, err)
 	}
-	return &Edge{cfg: cfg, log: cfg.Logger.With("component", "edge"), ln: ln, tr: tr, id: id,
-		upCh: make(chan struct{}), down: map[uint64]*quic.Conn{}}, nil
+	e := &Edge{cfg: cfg, log: cfg.Logger.With("component", "edge"), ln: ln, tr: tr, id: id,
+		upCh: make(chan struct{}), down: map[uint64]*quic.Conn{}}
+	if cfg.DataListen != "" {
+		if err := e.listenData(); err != nil {
+			ln.Close()
+			tr.Close()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+// listenData binds the input server and opens its cache.
+func (e *Edge) listenData() error {
+	if len(e.cfg.DataAllow) == 0 {
+		return errors.New("edge: serving inputs needs the storage hosts it may fetch from (--data-allow)")
+	}
+	size := e.cfg.CacheBytes
+	if size <= 0 {
+		size = 100 << 30
+	}
+	c, err := cache.New(filepath.Join(e.cfg.DataDir, "cache"), size, e.log.With("component", "edge-cache"))
+	if err != nil {
+		return fmt.Errorf("edge: cache: %w", err)
+	}
+	ln, err := net.Listen("tcp", e.cfg.DataListen)
+	if err != nil {
+		return fmt.Errorf("edge: input server: %w", err)
+	}
+	e.dataLn = ln
+	e.data = &http.Server{Handler: &dataServer{cache: c, fetch: stage.New(stage.Options{Logger: e.log}), allow: e.cfg.DataAllow},
+		ReadHeaderTimeout: 10 * time.Second}
+	return nil
+}
+
+// DataAddr is the bound address of the input server (nil without one).
+func (e *Edge) DataAddr() net.Addr {
+	if e.dataLn == nil {
+		return nil
+	}
+	return e.dataLn.Addr()
 }
 
 // Addr is the bound address pilots dial.
@@ -133,6 +184,16 @@ func (e *Edge) Run(ctx context.Context) error {
 	e.log.Info("edge running", "listen", e.Addr().String(), "upstream", e.cfg.Upstream, "ca", e.CAFile())
 	e.wg.Add(1)
 	go func() { defer e.wg.Done(); e.keepUpstream(ctx) }()
+	if e.data != nil {
+		e.log.Info("serving inputs", "listen", e.dataLn.Addr().String(), "storage", e.cfg.DataAllow)
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			if err := e.data.Serve(e.dataLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				e.log.Error("input server stopped", "err", err)
+			}
+		}()
+	}
 	for {
 		qc, err := e.ln.Accept(ctx)
 		if err != nil {
@@ -142,6 +203,9 @@ func (e *Edge) Run(ctx context.Context) error {
 		go func() { defer e.wg.Done(); e.serve(ctx, qc) }()
 	}
 	e.ln.Close()
+	if e.data != nil {
+		e.data.Close()
+	}
 	e.mu.Lock()
 	for _, qc := range e.down {
 		qc.CloseWithError(quic.ApplicationErrorCode(wire.CloseShutdown), "edge shutting down")

@@ -39,6 +39,14 @@ type EdgeConfig struct {
 	Address string   `yaml:"address"` // what pilots dial (default listen)
 	Hosts   []string `yaml:"hosts"`   // extra names for its certificate
 	DataDir string   `yaml:"data"`    // default WORK_DIR/edge
+	// Inputs for the compute nodes, fetched from the storage hosts listed
+	// in data_allow and served from the edge's cache (pilots get
+	// --input-proxy http://DATA_ADDRESS).
+	DataListen  string   `yaml:"data_listen"`
+	DataAddress string   `yaml:"data_address"` // default data_listen
+	DataAllow   []string `yaml:"data_allow"`
+	CacheSize   string   `yaml:"cache_size"` // default 100GiB
+	cacheBytes  int64
 }
 
 // QueueConfig is one queue the harvester keeps workers for.
@@ -125,6 +133,21 @@ func (c *Config) check() error {
 		}
 		if e.DataDir == "" {
 			e.DataDir = filepath.Join(c.WorkDir, "edge")
+		}
+		if e.DataListen != "" {
+			if len(e.DataAllow) == 0 {
+				return errors.New("edge.data_allow: required with data_listen (the storage HOST:PORT it may fetch from)")
+			}
+			if e.DataAddress == "" {
+				e.DataAddress = e.DataListen
+			}
+			if e.CacheSize == "" {
+				e.CacheSize = "100GiB"
+			}
+			var err error
+			if e.cacheBytes, err = task.ParseSize(e.CacheSize); err != nil || e.cacheBytes <= 0 {
+				return fmt.Errorf("edge.cache_size: %q: want a size such as 100GiB", e.CacheSize)
+			}
 		}
 	}
 	seen := map[string]bool{}

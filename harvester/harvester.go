@@ -121,7 +121,8 @@ func New(cfg *Config, log *slog.Logger) (*Harvester, error) {
 			return nil, err
 		}
 		h.edge, err = edge.New(edge.Config{Listen: e.Listen, DataDir: e.DataDir, Hosts: append([]string{host}, e.Hosts...),
-			Upstream: cfg.Dispatcher, Token: h.conn.token, TLS: tlsConf.Clone(), Name: name + "-edge", Logger: log})
+			Upstream: cfg.Dispatcher, Token: h.conn.token, TLS: tlsConf.Clone(), Name: name + "-edge", Logger: log,
+			DataListen: e.DataListen, DataAllow: e.DataAllow, CacheBytes: e.cacheBytes})
 		if err != nil {
 			return nil, fmt.Errorf("harvester: %w", err)
 		}
@@ -294,6 +295,9 @@ func (h *Harvester) submit(ctx context.Context, q QueueConfig, sys batch.System)
 		cmd = append(cmd, "--ca-file", h.ca)
 	default:
 		cmd = append(cmd, "--pin", h.cfg.Pin)
+	}
+	if e := h.cfg.Edge; e != nil && e.DataAddress != "" {
+		cmd = append(cmd, "--input-proxy", "http://"+e.DataAddress)
 	}
 	cmd = append(cmd, q.PilotArgs...)
 	w := batch.Worker{Name: name, Command: cmd, Cores: q.Worker.Cores, Memory: q.Worker.memory,

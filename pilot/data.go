@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -141,17 +143,27 @@ func (p *Pilot) cached(ctx context.Context, j *job, f wire.InputFile) (*cache.Ha
 			if err != nil {
 				return "", err
 			}
-			return u.Inputs[0], nil
+			return p.viaProxy(u.Inputs[0], f), nil
 		}})
 	return p.cache.Get(ctx, cache.InputKey(f.Source, f.Adler32, f.Size), f.Size,
 		func(ctx context.Context, dst string) error {
 			err := fetch.Fetch(ctx, filepath.Dir(dst), []stage.Source{{Name: filepath.Base(dst),
-				URL: f.URL, Size: f.Size, Adler32: f.Adler32}})
+				URL: p.viaProxy(f.URL, f), Size: f.Size, Adler32: f.Adler32}})
 			if err != nil {
 				return fmt.Errorf("input %s (%s): %w", f.Name, f.Source, err)
 			}
 			return nil
 		})
+}
+
+// viaProxy routes a download through the edge's input server when the
+// node cannot reach the storage itself (--input-proxy).
+func (p *Pilot) viaProxy(u string, f wire.InputFile) string {
+	if p.cfg.InputProxy == "" {
+		return u
+	}
+	q := url.Values{"url": {u}, "src": {f.Source}, "size": {strconv.FormatInt(f.Size, 10)}, "adler32": {f.Adler32}}
+	return strings.TrimSuffix(p.cfg.InputProxy, "/") + "/fetch?" + q.Encode()
 }
 
 // linkOrCopy makes dst a hard link to src, or a copy across file systems.

@@ -49,7 +49,10 @@ type Config struct {
 	// IdleExit drains the pilot when it has had no job for this long (0:
 	// never): a batch slot with nothing to do goes back to the batch system.
 	IdleExit time.Duration
-	Logger   *slog.Logger
+	// InputProxy is an edge's input server (http://EDGE:PORT) that fetches
+	// inputs for nodes with no route to the storage.
+	InputProxy string
+	Logger     *slog.Logger
 }
 
 // ErrRefused means the dispatcher refused the pilot for good (bad token,

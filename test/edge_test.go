@@ -108,3 +108,53 @@ func TestEdgeComputeNodeAndUpstreamCut(t *testing.T) {
 		t.Errorf("payloads ran %d times, want 4:\n%s", n, runs)
 	}
 }
+
+// A compute node reaches neither the dispatcher nor the S3 server (both on
+// this host's loopback): its pilot gets work through the edge and its
+// inputs through the edge's input server, which fetches each object once,
+// verified, and refuses storage hosts it was not told about.
+func TestEdgeServesInputs(t *testing.T) {
+	compute := newNetns(t)
+	srv, ep, storageFile := lake(t, "data", "results")
+	files := putFiles(t, ep, "data", "run/", 8)
+	c := newCluster(t, append(fastTimers, "--storage", storageFile)...)
+	listen := fmt.Sprintf("%s:%d", compute.hostIP, freePort(t))
+	data := fmt.Sprintf("%s:%d", compute.hostIP, freePort(t))
+	s3host := strings.TrimPrefix(srv.URL, "http://")
+	_, ca := startEdge(t, c, listen, c.agents, "--data-listen", data, "--data-allow", s3host)
+	startCmd(t, "pilot-on-compute-node", "ip", "netns", "exec", compute.name, bin(t), "pilot", "--dispatcher", listen,
+		"--token-file", c.tokenFile, "--ca-file", ca, "--name", "cn-1", "--workdir", filepath.Join(c.dir, "cn-1"),
+		"--containers", "none", "--cores", "4", "--input-proxy", "http://"+data)
+	id := c.submit(`command: 'IFS=,; for f in $PANDO_INPUTS; do wc -c < "$PANDO_INPUT_DIR/$f"; done > sizes.txt; cp sizes.txt "$PANDO_WORKDIR/../sizes-$PANDO_JOB_INDEX"'
+inputs: {endpoint: lake, bucket: data, prefix: run/}
+files_per_job: 2
+`)
+	if code := c.waitTask(id, 2*time.Minute); code != 0 {
+		t.Fatalf("data task on a node with no route out: %+v", c.jobs(id))
+	}
+	total := 0
+	for i := range 4 {
+		b, err := os.ReadFile(filepath.Join(c.dir, "cn-1", fmt.Sprintf("sizes-%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range strings.Fields(string(b)) {
+			n := 0
+			fmt.Sscan(f, &n)
+			total += n
+		}
+	}
+	want := 0
+	for _, d := range files {
+		want += len(d)
+	}
+	if total != want {
+		t.Errorf("payloads saw %d bytes of input, want %d", total, want)
+	}
+	// Not an open proxy: a host it was not given is refused.
+	out, _ := exec.Command("ip", "netns", "exec", compute.name, "busybox", "wget", "-q", "-O", "-",
+		"http://"+data+"/fetch?url=http%3A%2F%2F127.0.0.1%3A1%2Fx&src=a%3Ab%2Fc&size=1&adler32=").CombinedOutput()
+	if !strings.Contains(string(out), "403") {
+		t.Errorf("a storage host not allowed: %s", out)
+	}
+}

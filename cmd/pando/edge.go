@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/pando-wms/pando/dispatcher/pki"
+	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/dispatcher/wire"
 	"github.com/pando-wms/pando/edge"
 )
@@ -16,6 +17,7 @@ func newEdgeCmd() *cobra.Command {
 	var (
 		cfg                    edge.Config
 		tokenFile, caFile, pin string
+		cacheSize              string
 		lf                     logFlags
 	)
 	cmd := &cobra.Command{
@@ -33,6 +35,9 @@ presents its own.`,
 				return err
 			}
 			cfg.Logger = log
+			if cfg.CacheBytes, err = task.ParseSize(cacheSize); err != nil {
+				return fmt.Errorf("--cache-size: %w", err)
+			}
 			if cfg.Token, err = agentToken(tokenFile); err != nil {
 				return err
 			}
@@ -59,6 +64,9 @@ presents its own.`,
 	f.StringVar(&caFile, "ca-file", "", "CA certificate (PEM) the dispatcher's certificate must chain to")
 	f.StringVar(&pin, "pin", "", "instead of --ca-file: the SHA-256 of the dispatcher's certificate (sha256:HEX)")
 	f.StringVar(&cfg.Name, "name", "", "edge name (default edge-HOSTNAME)")
+	f.StringVar(&cfg.DataListen, "data-listen", "", "serve job inputs to pilots (their --input-proxy) on this TCP HOST:PORT, from a cache in DATA/cache")
+	f.StringSliceVar(&cfg.DataAllow, "data-allow", nil, "storage HOST:PORT the input server may fetch from (repeatable; required with --data-listen)")
+	f.StringVar(&cacheSize, "cache-size", "100GiB", "byte budget of the input cache")
 	lf.add(cmd)
 	return cmd
 }
