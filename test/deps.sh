@@ -20,6 +20,8 @@ command -v sbatch >/dev/null 2>&1 || need="$need slurm-client"
 [ -x /usr/sbin/slurmctld ] || need="$need slurmctld"
 [ -x /usr/sbin/slurmd ] || need="$need slurmd"
 [ -x /usr/sbin/munged ] || need="$need munge"
+# Network namespaces for the compute-node tests.
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 	echo "test/deps.sh: missing:$need (install them, or the tests that need them fail in CI and skip elsewhere)" >&2
