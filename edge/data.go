@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,16 +21,22 @@ import (
 // dataServer serves job inputs to pilots that cannot reach the storage:
 // GET /fetch?url=PRESIGNED&src=ENDPOINT:BUCKET/PATH&size=N&adler32=X fills
 // the edge's cache from the presigned URL once per object (verified by
-// size and adler32) and serves it, ranges included. Only URLs of the
-// allowed storage hosts are fetched: the edge is not an open proxy.
+// size and adler32) and serves it, ranges included; PUT /store?url=PRESIGNED
+// passes an output upload through. Only URLs of the allowed storage hosts
+// are used: the edge is not an open proxy.
 type dataServer struct {
-	cache *cache.Cache
-	fetch *stage.Fetcher
-	allow []string // HOST:PORT of the storage endpoints
+	cache  *cache.Cache
+	fetch  *stage.Fetcher
+	client *http.Client // output uploads
+	allow  []string     // HOST:PORT of the storage endpoints
 }
 
 func (d *dataServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/fetch" || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+	switch {
+	case r.URL.Path == "/store" && r.Method == http.MethodPut:
+		d.store(w, r)
+		return
+	case r.URL.Path != "/fetch" || (r.Method != http.MethodGet && r.Method != http.MethodHead):
 		http.NotFound(w, r)
 		return
 	}
@@ -67,4 +74,32 @@ func (d *dataServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer f.Close()
 	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// store passes an output upload (PUT /store?url=PRESIGNED) through to an
+// allowed storage host, streaming, and answers with the storage's status.
+func (d *dataServer) store(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.Query().Get("url")
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !slices.Contains(d.allow, u.Host) {
+		http.Error(w, "edge: not a presigned URL of a storage host this edge serves", http.StatusForbidden)
+		return
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodPut, raw, r.Body)
+	if err != nil {
+		http.Error(w, "edge: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	req.ContentLength = r.ContentLength
+	if r.ContentLength == 0 {
+		req.Body = http.NoBody
+	}
+	resp, err := d.client.Do(req)
+	if err != nil {
+		http.Error(w, "edge: storage unreachable: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, io.LimitReader(resp.Body, 64<<10))
 }

@@ -147,7 +147,8 @@ func (e *Edge) listenData() error {
 		return fmt.Errorf("edge: input server: %w", err)
 	}
 	e.dataLn = ln
-	e.data = &http.Server{Handler: &dataServer{cache: c, fetch: stage.New(stage.Options{Logger: e.log}), allow: e.cfg.DataAllow},
+	e.data = &http.Server{Handler: &dataServer{cache: c, fetch: stage.New(stage.Options{Logger: e.log}),
+		client: &http.Client{Timeout: time.Hour}, allow: e.cfg.DataAllow},
 		ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }

@@ -166,6 +166,14 @@ func (p *Pilot) viaProxy(u string, f wire.InputFile) string {
 	return strings.TrimSuffix(p.cfg.InputProxy, "/") + "/fetch?" + q.Encode()
 }
 
+// putViaProxy routes an output upload through the edge, like viaProxy.
+func (p *Pilot) putViaProxy(u string) string {
+	if p.cfg.InputProxy == "" {
+		return u
+	}
+	return strings.TrimSuffix(p.cfg.InputProxy, "/") + "/store?" + url.Values{"url": {u}}.Encode()
+}
+
 // linkOrCopy makes dst a hard link to src, or a copy across file systems.
 func linkOrCopy(src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
@@ -206,13 +214,13 @@ func (p *Pilot) stageOut(ctx context.Context, j *job) ([]wire.OutputFile, error)
 	outs, err := up.Upload(ctx, j.dir, names, func(ctx context.Context, name string) (string, error) {
 		if u, ok := fresh[name]; ok { // the first try uses the batch's URL
 			delete(fresh, name)
-			return u, nil
+			return p.putViaProxy(u), nil
 		}
 		u, err := p.requestURLs(ctx, j, nil, []string{name})
 		if err != nil {
 			return "", err
 		}
-		return u.Outputs[0], nil
+		return p.putViaProxy(u.Outputs[0]), nil
 	})
 	if err != nil {
 		return nil, err

@@ -111,8 +111,9 @@ func TestEdgeComputeNodeAndUpstreamCut(t *testing.T) {
 
 // A compute node reaches neither the dispatcher nor the S3 server (both on
 // this host's loopback): its pilot gets work through the edge and its
-// inputs through the edge's input server, which fetches each object once,
-// verified, and refuses storage hosts it was not told about.
+// inputs (and sends its outputs) through the edge's input server, which
+// fetches each object once, verified, and refuses storage hosts it was not
+// told about.
 func TestEdgeServesInputs(t *testing.T) {
 	compute := newNetns(t)
 	srv, ep, storageFile := lake(t, "data", "results")
@@ -128,6 +129,7 @@ func TestEdgeServesInputs(t *testing.T) {
 	id := c.submit(`command: 'IFS=,; for f in $PANDO_INPUTS; do wc -c < "$PANDO_INPUT_DIR/$f"; done > sizes.txt; cp sizes.txt "$PANDO_WORKDIR/../sizes-$PANDO_JOB_INDEX"'
 inputs: {endpoint: lake, bucket: data, prefix: run/}
 files_per_job: 2
+outputs: {endpoint: lake, bucket: results, patterns: ["sizes.txt"]}
 `)
 	if code := c.waitTask(id, 2*time.Minute); code != 0 {
 		t.Fatalf("data task on a node with no route out: %+v", c.jobs(id))
@@ -150,6 +152,14 @@ files_per_job: 2
 	}
 	if total != want {
 		t.Errorf("payloads saw %d bytes of input, want %d", total, want)
+	}
+	// Outputs went back through the edge too.
+	for _, j := range c.jobs(id) {
+		var d dataJob
+		c.pandoJSON(&d, "job", fmt.Sprint(j.ID))
+		if len(d.Outputs) != 1 || string(readObject(t, ep, "results", d.Outputs[0].Path)) == "" {
+			t.Errorf("job %d outputs %+v", j.ID, d.Outputs)
+		}
 	}
 	// Not an open proxy: a host it was not given is refused.
 	out, _ := exec.Command("ip", "netns", "exec", compute.name, "busybox", "wget", "-q", "-O", "-",

@@ -104,7 +104,7 @@ func newPilotCmd() *cobra.Command {
 	f.StringVar(&cfg.WorkDir, "workdir", "", "directory for job work directories (default: a new one in $TMPDIR)")
 	f.BoolVar(&cfg.KeepWorkDirs, "keep-workdirs", false, "keep job work directories after their report")
 	f.DurationVar(&cfg.IdleExit, "idle-exit", 0, "exit after this long without a job (default: never)")
-	f.StringVar(&cfg.InputProxy, "input-proxy", "", "fetch inputs through this edge input server (http://EDGE:PORT), for nodes with no route to the storage")
+	f.StringVar(&cfg.InputProxy, "input-proxy", "", "fetch inputs and upload outputs through this edge's input server (http://EDGE:PORT), for nodes with no route to the storage")
 	f.StringVar(&cfg.CacheDir, "cache-dir", "", "node cache of staged inputs; a later pilot on the node reuses it, two at once must not share it (default: WORKDIR/cache)")
 	f.StringVar(&cacheSize, "cache-size", "", "byte budget of the node cache, e.g. 50GiB (default 10GiB)")
 	f.StringVar(&ctrMode, "containers", "auto", "container runtime for jobs with an image: auto (podman if installed), podman (required), none")
