@@ -101,7 +101,42 @@ func (s *System) Status(ctx context.Context, ids []string) (map[string]batch.Sta
 		return nil, fmt.Errorf("%w: %v", batch.ErrUnavailable, err)
 	}
 	known := ParseSqueue(out)
-	return batch.Pick(known, ids, "not known to squeue (ended longer ago than MinJobAge, or never existed)"), nil
+	var gone []string
+	for _, id := range ids {
+		if _, ok := known[id]; !ok {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) > 0 { // ended longer ago than MinJobAge: ask accounting, where there is one
+		if out, err := s.cfg.Exec(ctx, "sacct", "--noheader", "--parsable2", "--allocations", "--format=JobID,State,ExitCode", "--jobs="+strings.Join(gone, ",")); err == nil {
+			for id, st := range ParseSacct(out) {
+				known[id] = st
+			}
+		}
+	}
+	return batch.Pick(known, ids, "known neither to squeue nor to sacct (no accounting here, or never existed)"), nil
+}
+
+// ParseSacct reads `sacct --parsable2 --allocations --format=JobID,State,ExitCode`.
+func ParseSacct(out string) map[string]batch.Status {
+	res := map[string]batch.Status{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Split(strings.TrimSpace(line), "|")
+		if len(f) < 3 || f[0] == "" {
+			continue
+		}
+		name, _, _ := strings.Cut(f[1], " ") // "CANCELLED by 0"
+		st := batch.Status{ID: f[0], State: state(name)}
+		code, sig, _ := strings.Cut(f[2], ":") // "EXIT:SIGNAL"
+		if n, err := strconv.Atoi(code); err == nil {
+			st.ExitCode = n
+		}
+		if n, err := strconv.Atoi(sig); err == nil && n != 0 {
+			st.ExitCode = 128 + n
+		}
+		res[f[0]] = st
+	}
+	return res
 }
 
 // ParseSqueue reads `squeue -O JobID:|,State:|,Reason:|,exit_code:|`.
