@@ -1,6 +1,7 @@
 package dispatcher
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"time"
@@ -74,17 +75,7 @@ func (s *Server) Workers(queue string) []api.Worker {
 		if c := a.Submitted.Compare(b.Submitted); c != 0 {
 			return c
 		}
-		return compareString(a.Name, b.Name)
+		return cmp.Compare(a.Name, b.Name)
 	})
 	return out
-}
-
-func compareString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
