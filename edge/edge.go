@@ -30,6 +30,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/pando-wms/pando/dispatcher/agentconn"
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/wire"
 	"github.com/pando-wms/pando/edge/cache"
@@ -244,37 +245,14 @@ func (e *Edge) keepUpstream(ctx context.Context) {
 // upstreamOnce connects, serves the edge's control stream until the
 // connection ends, then turns the relayed pilots away.
 func (e *Edge) upstreamOnce(ctx context.Context) error {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	qc, err := quic.DialAddr(dctx, e.cfg.Upstream, e.cfg.TLS, &quic.Config{HandshakeIdleTimeout: 5 * time.Second,
-		MaxIdleTimeout: 60 * time.Second, KeepAlivePeriod: 10 * time.Second})
-	if err != nil {
-		return fmt.Errorf("dial %s: %w", e.cfg.Upstream, err)
-	}
-	defer qc.CloseWithError(0, "")
-	ctrl, err := qc.OpenStreamSync(dctx)
+	s, err := agentconn.Dial(ctx, e.cfg.Upstream, e.cfg.TLS, &wire.Hello{Version: wire.Version, Kind: wire.KindEdge,
+		Name: e.cfg.Name, AgentID: e.id, Token: e.cfg.Token})
 	if err != nil {
 		return err
 	}
-	w, r := wire.NewWriter(ctrl), wire.NewReader(ctrl, 0)
-	if err := w.Write(&wire.Hello{Version: wire.Version, Kind: wire.KindEdge, Name: e.cfg.Name, AgentID: e.id, Token: e.cfg.Token}); err != nil {
-		return err
-	}
-	ctrl.SetReadDeadline(time.Now().Add(10 * time.Second))
-	m, err := r.Read()
-	if err != nil {
-		return fmt.Errorf("hello: %w", err)
-	}
-	ctrl.SetReadDeadline(time.Time{})
-	welcome, ok := m.(*wire.Welcome)
-	if !ok {
-		if ref, ok := m.(*wire.Refuse); ok {
-			return fmt.Errorf("refused: %s", ref.Message)
-		}
-		return fmt.Errorf("expected Welcome, got message type %d", m.Type())
-	}
+	defer s.Conn.CloseWithError(0, "")
 	e.mu.Lock()
-	e.up = &upstream{qc: qc, w: w}
+	e.up = &upstream{qc: s.Conn, w: s.W}
 	close(e.upCh)
 	e.mu.Unlock()
 	e.log.Info("upstream connected", "dispatcher", e.cfg.Upstream)
@@ -289,10 +267,12 @@ func (e *Edge) upstreamOnce(ctx context.Context) error {
 		}
 	}()
 	hctx, stop := context.WithCancel(ctx)
-	defer stop()
-	go e.heartbeat(hctx, qc, w, time.Duration(welcome.HeartbeatMillis)*time.Millisecond)
+	var hb sync.WaitGroup
+	hb.Add(1)
+	go func() { defer hb.Done(); s.Heartbeat(hctx) }()
+	defer func() { stop(); hb.Wait() }()
 	for {
-		m, err := r.Read()
+		m, err := s.R.Read()
 		if err != nil {
 			return err
 		}
@@ -303,27 +283,6 @@ func (e *Edge) upstreamOnce(ctx context.Context) error {
 			e.mu.Unlock()
 			if c != nil {
 				c.CloseWithError(quic.ApplicationErrorCode(rc.Code), rc.Reason)
-			}
-		}
-	}
-}
-
-func (e *Edge) heartbeat(ctx context.Context, qc *quic.Conn, w *wire.Writer, every time.Duration) {
-	if every <= 0 {
-		every = 10 * time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var seq uint64
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			seq++
-			if err := w.Write(&wire.Heartbeat{Seq: seq, UnixNano: time.Now().UnixNano()}); err != nil {
-				qc.CloseWithError(0, "")
-				return
 			}
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pando-wms/pando/dispatcher/agentconn"
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/wire"
 	"github.com/pando-wms/pando/edge"
@@ -145,7 +146,7 @@ func (h *Harvester) Run(ctx context.Context) error {
 	for {
 		for _, q := range h.cfg.Queues {
 			if err := h.cycle(ctx, q); err != nil {
-				if errors.Is(err, errRefused) {
+				if errors.Is(err, agentconn.ErrRefused) {
 					return err
 				}
 				if ctx.Err() == nil {
