@@ -238,6 +238,8 @@ func (f *Fetcher) getRange(ctx context.Context, out *os.File, s *remote, off, n 
 	}
 }
 
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
 // write copies one range's body into out at off and returns its adler32.
 func write(out *os.File, resp *http.Response, off, n int64) (uint32, error) {
 	switch {
@@ -247,7 +249,10 @@ func write(out *os.File, resp *http.Response, off, n int64) (uint32, error) {
 		return 0, fmt.Errorf("GET: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	h := adler32.New()
-	got, err := io.Copy(io.MultiWriter(io.NewOffsetWriter(out, off), h), io.LimitReader(resp.Body, n+1))
+	// Large copies: a 32 KiB default costs a write system call per 32 KiB.
+	buf := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(buf)
+	got, err := io.CopyBuffer(io.MultiWriter(io.NewOffsetWriter(out, off), h), io.LimitReader(resp.Body, n+1), *buf)
 	if err != nil {
 		return 0, err
 	}
