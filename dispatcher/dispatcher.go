@@ -154,6 +154,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.stopTapes = stopTapes
 	s.newTapeStagers(tctx)
 	if err := s.start(ctx); err != nil {
+		s.stopTapes() // recovery may have started staging
+		s.tapeWG.Wait()
 		st.Close()
 		return nil, err
 	}
