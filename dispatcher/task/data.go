@@ -175,8 +175,8 @@ func (d *decoder) mapping(field string, n *yaml.Node, fields map[string]*string)
 	}
 }
 
-// validateData checks the data fields; jobsSet says whether the task file
-// gave jobs, which inputs and files_per_job decide instead.
+// validateData checks the data fields (Parse refuses jobs beside inputs:
+// the files and files_per_job decide the number of jobs).
 func (s *Spec) validateData() error {
 	if s.Inputs == nil {
 		switch {
