@@ -71,13 +71,9 @@ func New(cfg *Config, log *slog.Logger) (*Harvester, error) {
 	if err != nil {
 		return nil, fmt.Errorf("harvester: token_file: %w", err)
 	}
-	host, _, err := net.SplitHostPort(cfg.Dispatcher)
+	tlsConf, err := pki.DialTLS(cfg.Dispatcher, cfg.CAFile, cfg.Pin, wire.ALPN)
 	if err != nil {
-		return nil, fmt.Errorf("harvester: dispatcher %q: %w", cfg.Dispatcher, err)
-	}
-	tlsConf, err := pki.ClientTLS(cfg.CAFile, cfg.Pin, wire.ALPN, host)
-	if err != nil {
-		return nil, fmt.Errorf("harvester: %w", err)
+		return nil, fmt.Errorf("harvester: dispatcher: %w", err)
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("harvester: work_dir: %w", err)

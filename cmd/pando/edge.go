@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -41,12 +40,8 @@ presents its own.`,
 			if cfg.Token, err = agentToken(tokenFile); err != nil {
 				return err
 			}
-			host, _, err := net.SplitHostPort(cfg.Upstream)
-			if err != nil {
-				return fmt.Errorf("--dispatcher %q: %w", cfg.Upstream, err)
-			}
-			if cfg.TLS, err = pki.ClientTLS(caFile, pin, wire.ALPN, host); err != nil {
-				return err
+			if cfg.TLS, err = pki.DialTLS(cfg.Upstream, caFile, pin, wire.ALPN); err != nil {
+				return fmt.Errorf("--dispatcher: %w", err)
 			}
 			e, err := edge.New(cfg)
 			if err != nil {

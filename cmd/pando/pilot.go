@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -43,13 +42,8 @@ func newPilotCmd() *cobra.Command {
 			if cfg.Token, err = agentToken(tokenFile); err != nil {
 				return err
 			}
-			// Verify the name the pilot dials, as the dispatcher's --host made it.
-			host, _, err := net.SplitHostPort(cfg.Dispatcher)
-			if err != nil {
-				return fmt.Errorf("--dispatcher %q: %w", cfg.Dispatcher, err)
-			}
-			if cfg.TLS, err = pki.ClientTLS(caFile, pin, wire.ALPN, host); err != nil {
-				return err
+			if cfg.TLS, err = pki.DialTLS(cfg.Dispatcher, caFile, pin, wire.ALPN); err != nil {
+				return fmt.Errorf("--dispatcher: %w", err)
 			}
 			if cfg.WorkDir != "" {
 				if err := os.MkdirAll(cfg.WorkDir, 0o700); err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 )
@@ -109,4 +110,14 @@ func Fingerprint(certPEMFile string) (string, error) {
 	}
 	sum := sha256.Sum256(cert.Raw)
 	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// DialTLS is ClientTLS for an agent dialling addr (HOST:PORT): the server
+// name it verifies is addr's host, as the server's --host made it.
+func DialTLS(addr, caFile, pin, alpn string) (*tls.Config, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("address %q: %w", addr, err)
+	}
+	return ClientTLS(caFile, pin, alpn, host)
 }

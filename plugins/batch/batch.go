@@ -10,9 +10,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"sync"
 	"time"
+
+	"github.com/pando-wms/pando/plugins/registry"
 )
 
 // Error kinds. Implementations wrap them with %w.
@@ -90,38 +90,17 @@ type Config struct {
 // Factory makes a System from its configuration.
 type Factory func(c Config) (System, error)
 
-var kinds = struct {
-	sync.Mutex
-	m map[string]Factory
-}{m: map[string]Factory{}}
+var kinds = registry.New[Factory]("batch")
 
 // Register makes a kind available; kinds register in init.
-func Register(kind string, f Factory) {
-	kinds.Lock()
-	defer kinds.Unlock()
-	if _, dup := kinds.m[kind]; dup {
-		panic("batch: kind registered twice: " + kind)
-	}
-	kinds.m[kind] = f
-}
+func Register(kind string, f Factory) { kinds.Register(kind, f) }
 
 // Kinds lists the registered kinds.
-func Kinds() []string {
-	kinds.Lock()
-	defer kinds.Unlock()
-	out := make([]string, 0, len(kinds.m))
-	for k := range kinds.m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func Kinds() []string { return kinds.Names() }
 
 // New makes a System of c.Kind.
 func New(c Config) (System, error) {
-	kinds.Lock()
-	f, ok := kinds.m[c.Kind]
-	kinds.Unlock()
+	f, ok := kinds.Get(c.Kind)
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown batch system %q (known: %v)", ErrConfig, c.Kind, Kinds())
 	}

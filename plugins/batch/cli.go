@@ -97,15 +97,28 @@ func (c Config) JobTemplate(def string) (*template.Template, error) {
 // ErrUnavailable, any other ErrRejected.
 func Classify(err error, down ...string) error {
 	var ce *CommandError
-	if !errors.As(err, &ce) {
+	switch {
+	case !errors.As(err, &ce):
 		return err
-	}
-	for _, d := range down {
-		if strings.Contains(ce.Stderr, d) {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
+	case Says(err, down...):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return fmt.Errorf("%w: %v", ErrRejected, err)
+}
+
+// Says reports whether err is a failed command whose error output holds
+// one of texts.
+func Says(err error, texts ...string) bool {
+	var ce *CommandError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	for _, t := range texts {
+		if strings.Contains(ce.Stderr, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // Pick returns the statuses of ids from those a listing found; the others

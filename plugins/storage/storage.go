@@ -13,9 +13,9 @@ import (
 	"hash/adler32"
 	"io"
 	"net/url"
-	"sort"
-	"sync"
 	"time"
+
+	"github.com/pando-wms/pando/plugins/registry"
 )
 
 // Error kinds. Implementations wrap them with %w; callers test with errors.Is.
@@ -77,42 +77,21 @@ type Config struct {
 // Factory makes an endpoint of one kind from its configuration.
 type Factory func(ctx context.Context, c Config) (Endpoint, error)
 
-// kinds is the registry the plugins fill in init; read-only afterwards.
-var kinds = struct {
-	sync.RWMutex
-	m map[string]Factory
-}{m: map[string]Factory{}}
+// kinds is the registry the plugins fill in init.
+var kinds = registry.New[Factory]("storage")
 
 // Register makes a kind available; plugins call it from init.
-func Register(kind string, f Factory) {
-	kinds.Lock()
-	defer kinds.Unlock()
-	if _, dup := kinds.m[kind]; dup {
-		panic("storage: kind registered twice: " + kind)
-	}
-	kinds.m[kind] = f
-}
+func Register(kind string, f Factory) { kinds.Register(kind, f) }
 
 // Kinds lists the registered kinds.
-func Kinds() []string {
-	kinds.RLock()
-	defer kinds.RUnlock()
-	out := make([]string, 0, len(kinds.m))
-	for k := range kinds.m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func Kinds() []string { return kinds.Names() }
 
 // New makes the endpoint c describes.
 func New(ctx context.Context, c Config) (Endpoint, error) {
 	if c.Name == "" {
 		return nil, fmt.Errorf("%w: an endpoint needs a name", ErrConfig)
 	}
-	kinds.RLock()
-	f, ok := kinds.m[c.Kind]
-	kinds.RUnlock()
+	f, ok := kinds.Get(c.Kind)
 	if !ok {
 		return nil, fmt.Errorf("%w: endpoint %q: unknown kind %q (known: %v)", ErrConfig, c.Name, c.Kind, Kinds())
 	}

@@ -6,7 +6,6 @@ package htcondor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -176,11 +175,7 @@ func ParseAds(out string) (map[string]batch.Status, error) {
 }
 
 func (s *System) Cancel(ctx context.Context, id string) error {
-	if _, err := s.cfg.Exec(ctx, "condor_rm", id); err != nil {
-		var ce *batch.CommandError
-		if errors.As(err, &ce) && (strings.Contains(ce.Stderr, "not found") || strings.Contains(ce.Stderr, "already")) {
-			return nil
-		}
+	if _, err := s.cfg.Exec(ctx, "condor_rm", id); err != nil && !batch.Says(err, "not found", "already") {
 		return classify(err)
 	}
 	return nil

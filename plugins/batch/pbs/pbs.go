@@ -6,7 +6,6 @@ package pbs
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -89,8 +88,7 @@ func classify(err error) error {
 
 func (s *System) Status(ctx context.Context, ids []string) (map[string]batch.Status, error) {
 	out, err := s.cfg.Exec(ctx, "qstat", append([]string{"-x", "-f", "-F", "json"}, ids...)...)
-	var ce *batch.CommandError
-	if err != nil && !(errors.As(err, &ce) && strings.Contains(ce.Stderr, "Unknown Job Id")) {
+	if err != nil && !batch.Says(err, "Unknown Job Id") {
 		return nil, fmt.Errorf("%w: %v", batch.ErrUnavailable, err) // unknown IDs still print the others
 	}
 	known, perr := ParseQstat(out)
@@ -147,11 +145,7 @@ func ParseQstat(out string) (map[string]batch.Status, error) {
 }
 
 func (s *System) Cancel(ctx context.Context, id string) error {
-	if _, err := s.cfg.Exec(ctx, "qdel", id); err != nil {
-		var ce *batch.CommandError
-		if errors.As(err, &ce) && (strings.Contains(ce.Stderr, "Unknown Job Id") || strings.Contains(ce.Stderr, "Job has finished")) {
-			return nil
-		}
+	if _, err := s.cfg.Exec(ctx, "qdel", id); err != nil && !batch.Says(err, "Unknown Job Id", "Job has finished") {
 		return classify(err)
 	}
 	return nil

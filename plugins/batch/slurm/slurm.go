@@ -5,7 +5,6 @@ package slurm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -181,11 +180,7 @@ func (s *System) Cancel(ctx context.Context, id string) error {
 	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
 		return fmt.Errorf("%w: bad slurm job ID %q", batch.ErrConfig, id)
 	}
-	if _, err := s.cfg.Exec(ctx, "scancel", id); err != nil {
-		var ce *batch.CommandError
-		if errors.As(err, &ce) && (strings.Contains(ce.Stderr, "already completing or completed") || strings.Contains(ce.Stderr, "Invalid job id")) {
-			return nil
-		}
+	if _, err := s.cfg.Exec(ctx, "scancel", id); err != nil && !batch.Says(err, "already completing or completed", "Invalid job id") {
 		return classify(err)
 	}
 	return nil
