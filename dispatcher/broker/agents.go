@@ -16,6 +16,7 @@ import (
 // re-attaches its jobs.
 type agentState struct {
 	id, name, kind, queue string
+	q                     *queueState // its queue (nil until it connects after a restart)
 	res                   wire.Resources
 	session               Session
 	since                 time.Time
@@ -66,12 +67,18 @@ func (b *Broker) Connect(h *wire.Hello, s Session) (drop []wire.RunningJob, err 
 	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	q, err := b.queueOf(h)
+	if err != nil {
+		return nil, err
+	}
 	a := b.agentFor(h.AgentID, h.Name)
 	if a.session != nil && a.session != s {
 		old = a.session
 		delete(b.hungry, a)
+		a.q.agents--
 	}
-	a.name, a.kind, a.queue, a.res = h.Name, h.Kind, h.Queue, h.Resources
+	q.agents++
+	a.name, a.kind, a.queue, a.q, a.res = h.Name, h.Kind, q.def.Name, q, h.Resources
 	a.session, a.since, a.lostAt = s, b.cfg.Now(), time.Time{}
 	a.slots, a.cores, a.gpus, a.memory, a.deadline = 0, 0, 0, 0, h.Deadline
 
@@ -81,8 +88,12 @@ func (b *Broker) Connect(h *wire.Hello, s Session) (drop []wire.RunningJob, err 
 		if b.reported[r] == a.id {
 			continue // its report awaits its commit: the agent resends it
 		}
-		if j, ok := b.jobs[r.JobID]; !ok || j.agent != a || j.attempt != r.Attempt {
+		j, ok := b.jobs[r.JobID]
+		if !ok || j.agent != a || j.attempt != r.Attempt {
 			drop = append(drop, r) // ended, killed or reassigned meanwhile
+		} else if j.runQ == nil { // recovered after a restart: count it now
+			j.runQ = q
+			q.count(&j.task.res, 1)
 		}
 	}
 	now := b.cfg.Now()
@@ -105,6 +116,7 @@ func (b *Broker) Disconnect(agentID string, s Session) {
 		return // already replaced
 	}
 	a.session = nil
+	a.q.agents--
 	a.lostAt = b.cfg.Now().Add(b.cfg.Grace)
 	delete(b.hungry, a)
 	if len(a.jobs) == 0 {
@@ -128,99 +140,6 @@ func (b *Broker) Want(agentID string, s Session, w *wire.Want) {
 		a.deadline = w.Deadline
 	}
 	b.match(a)
-}
-
-// fits reports whether one job of t fits a's remaining credit.
-func (b *Broker) fits(a *agentState, t *taskState, now int64) bool {
-	r := &t.res
-	if a.slots < 1 || r.Cores > a.cores || r.MemoryBytes > a.memory || r.GPUs > a.gpus {
-		return false
-	}
-	if a.deadline != 0 && now+r.WalltimeSecs > a.deadline {
-		return false
-	}
-	if t.image != "" && !slices.Contains(a.res.Runtimes, "podman") {
-		return false
-	}
-	return true
-}
-
-// match assigns ready jobs to a until its credit or the fitting work runs
-// out, then pushes the assignments once durable.
-func (b *Broker) match(a *agentState) {
-	if a.session == nil {
-		return
-	}
-	var out []wire.Message
-	now := b.cfg.Now().Unix()
-	b.cands = b.index.candidates(a.queue, b.cands)
-	for _, t := range b.cands {
-		for b.fits(a, t, now) {
-			j := b.take(t, a)
-			if j == nil {
-				break
-			}
-			out = append(out, b.assign(j, a))
-			a.slots--
-			a.cores -= t.res.Cores
-			a.memory -= t.res.MemoryBytes
-			a.gpus -= t.res.GPUs
-		}
-		if a.slots < 1 {
-			break
-		}
-	}
-	clear(b.cands)
-	if a.slots > 0 && a.cores > 0 {
-		b.hungry[a] = struct{}{}
-	} else {
-		delete(b.hungry, a)
-	}
-	if len(out) == 0 {
-		return
-	}
-	s := a.session
-	b.afterCommit(func(err error) {
-		if err != nil {
-			return // the dispatcher is failing; the agent reconnects to a healthy one
-		}
-		if err := s.Send(out); err != nil {
-			b.log.Debug("push assign failed", "agent", a.id, "err", err)
-		}
-	})
-}
-
-// preferScan bounds how many ready jobs of a task are looked at for one
-// whose inputs an agent holds: matching stays O(1) per assignment.
-const preferScan = 64
-
-// take pops t's next job for a: among the first ready jobs, the one with
-// the most inputs in a's node cache, else the oldest.
-func (b *Broker) take(t *taskState, a *agentState) *jobState {
-	if a.cache == nil || t.cacheIDs == nil {
-		return b.index.pop(t)
-	}
-	var best *jobState
-	most := 0
-	for _, j := range t.ready[:min(len(t.ready), preferScan)] {
-		if j.state != stateReady || !j.queued {
-			continue
-		}
-		n := 0
-		for _, id := range t.cacheIDs[j.id] {
-			if a.cache.Holds(id) {
-				n++
-			}
-		}
-		if n > most {
-			best, most = j, n
-		}
-	}
-	if best == nil {
-		return b.index.pop(t)
-	}
-	best.queued = false // its entry in t.ready is skipped by pop from now on
-	return best
 }
 
 // SetCache records the summary of an agent's node cache.

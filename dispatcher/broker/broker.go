@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pando-wms/pando/dispatcher/queue"
+	"github.com/pando-wms/pando/dispatcher/share"
 	"github.com/pando-wms/pando/dispatcher/store"
 	"github.com/pando-wms/pando/dispatcher/wire"
 )
@@ -53,6 +55,15 @@ type Config struct {
 	// files is durable: inputs staged for it may be released. It runs
 	// outside the broker's lock.
 	JobEnded func(jobID int64)
+	// ShareWindow is the time constant over which shares' past usage
+	// decays (default 10 minutes).
+	ShareWindow time.Duration
+	// Aging: a waiting task gains one priority point per Aging, so that
+	// low priority work is not starved forever. Zero turns aging off.
+	Aging time.Duration
+	// ObserveDispatch, if set, is given each job's time from ready to its
+	// Assign pushed (outside the lock).
+	ObserveDispatch func(time.Duration)
 }
 
 // Broker holds the live state. Its methods are safe for concurrent use.
@@ -67,7 +78,12 @@ type Broker struct {
 	hungry  map[*agentState]struct{}
 	index   *readyIndex
 	delayed delayHeap
-	cands   []*taskState // scratch for matching
+	queues  map[string]*queueState
+	shares  *share.Tree
+
+	// matching scratch
+	orderBufs [][]*share.Node // share order per tree depth
+	gen       uint64          // match generation (taskState.noFit)
 
 	// reported holds attempts whose final report was accepted but whose
 	// commit has not landed yet (attempt -> agent ID): a resent report is
@@ -105,6 +121,8 @@ func New(cfg Config, log *slog.Logger) *Broker {
 		hungry: make(map[*agentState]struct{}),
 		index:  newReadyIndex(),
 		dirty:  make(map[int64]*jobState),
+		queues: map[string]*queueState{queue.Default: {def: queue.Queue{Name: queue.Default, Kind: queue.Grid, Status: queue.Online}}},
+		shares: share.New(cfg.ShareWindow),
 
 		reported: make(map[wire.RunningJob]string),
 		signal:   make(chan struct{}, 1),

@@ -12,28 +12,25 @@ type Demand struct {
 
 // Demand counts the ready jobs an agent of queue q with the given shape
 // could take (jobs of q and jobs that name no queue), and the jobs running
-// on q's agents.
+// on q's agents. A queue that is draining or offline has no demand, and
+// one that does not exist has none either.
 func (b *Broker) Demand(q string, shape wire.JobResources) Demand {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var d Demand
-	for _, t := range b.index.candidates(q, nil) {
+	qs, ok := b.queues[q]
+	if !ok {
+		return d
+	}
+	d.Running = qs.running
+	b.index.each(q, func(t *taskState) {
 		r := t.res
-		if r.Cores > shape.Cores || r.MemoryBytes > shape.MemoryBytes || r.GPUs > shape.GPUs ||
+		if !qs.takes(t) || r.Cores > shape.Cores || r.MemoryBytes > shape.MemoryBytes || r.GPUs > shape.GPUs ||
 			(shape.WalltimeSecs > 0 && r.WalltimeSecs > shape.WalltimeSecs) {
-			continue
+			return
 		}
-		for _, j := range t.ready {
-			if j.state == stateReady && j.queued {
-				d.Ready++
-				d.ReadyCores += r.Cores
-			}
-		}
-	}
-	for _, a := range b.agents {
-		if a.queue == q && a.session != nil {
-			d.Running += len(a.jobs)
-		}
-	}
+		d.Ready += t.nready
+		d.ReadyCores += t.nready * r.Cores
+	})
 	return d
 }

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"github.com/pando-wms/pando/dispatcher/queue"
 	"log/slog"
 	"sync"
 	"testing"
@@ -223,12 +224,24 @@ type agent struct {
 
 func (h *harness) hello(id, queue string, runtimes ...string) *wire.Hello {
 	return &wire.Hello{Version: wire.Version, Kind: "test", Name: "name-" + id, AgentID: id,
-		Queue: queue, Resources: wire.Resources{Cores: 64, MemoryBytes: 256 * gib, Runtimes: runtimes}}
+		Queue: queue, Resources: wire.Resources{Cores: 64, MemoryBytes: 256 * gib, Runtimes: runtimes, GPUs: testGPUs(4)}}
+}
+
+// testGPUs describes n A100s, as a probe would.
+func testGPUs(n int) []wire.GPU {
+	gs := make([]wire.GPU, n)
+	for i := range gs {
+		gs[i] = wire.GPU{Index: i, Model: "NVIDIA A100-SXM4-80GB", Vendor: "nvidia", MemoryBytes: 80 * gib, ComputeMajor: 8}
+	}
+	return gs
 }
 
 // connect opens a session for the agent described by hello.
 func (h *harness) connectHello(hello *wire.Hello) *agent {
 	h.t.Helper()
+	if hello.Queue != "" && !h.b.HasQueue(hello.Queue) {
+		h.b.PutQueue(queue.Queue{Name: hello.Queue, Kind: queue.Grid, Status: queue.Online})
+	}
 	s := newSession(h.clk.Now())
 	drop, err := h.b.Connect(hello, s)
 	if err != nil {

@@ -1,20 +1,34 @@
 package broker
 
-import "sort"
+import (
+	"sort"
 
-// readyIndex orders, per queue, the tasks that have ready jobs: priority
-// first, then age (lower task ID). Jobs of one task share their resource
-// shape, so matching scans tasks, not jobs: a few hundred entries even when
-// millions of jobs wait.
+	"github.com/pando-wms/pando/dispatcher/share"
+)
+
+// readyIndex holds the tasks that have ready jobs, by share and then by
+// queue, each list in rank order (priority with aging, then age). Jobs of
+// one task share their resource shape, so matching scans tasks, not jobs:
+// a few hundred entries even when millions of jobs wait.
 type readyIndex struct {
+	leaves   map[*share.Node]*leafTasks
+	perQueue map[string]int // indexed tasks by task queue
+	gpuTasks int            // indexed tasks whose jobs need GPUs
+}
+
+// leafTasks are one share's indexed tasks by queue ("" : tasks that name none).
+type leafTasks struct {
 	queues map[string][]*taskState
 }
 
-func newReadyIndex() *readyIndex { return &readyIndex{queues: make(map[string][]*taskState)} }
+func newReadyIndex() *readyIndex {
+	return &readyIndex{leaves: make(map[*share.Node]*leafTasks), perQueue: make(map[string]int)}
+}
 
+// before orders tasks: higher rank first, then the older.
 func before(a, b *taskState) bool {
-	if a.priority != b.priority {
-		return a.priority > b.priority
+	if a.rank != b.rank {
+		return a.rank > b.rank
 	}
 	return a.id < b.id
 }
@@ -26,13 +40,23 @@ func (x *readyIndex) push(j *jobState) {
 	if t.indexed {
 		return
 	}
-	q := x.queues[t.queue]
+	lt := x.leaves[t.share]
+	if lt == nil {
+		lt = &leafTasks{queues: make(map[string][]*taskState)}
+		x.leaves[t.share] = lt
+	}
+	q := lt.queues[t.queue]
 	i := sort.Search(len(q), func(i int) bool { return before(t, q[i]) })
 	q = append(q, nil)
 	copy(q[i+1:], q[i:])
 	q[i] = t
-	x.queues[t.queue] = q
+	lt.queues[t.queue] = q
 	t.indexed = true
+	t.share.AddReady(1)
+	x.perQueue[t.queue]++
+	if t.res.GPUs > 0 {
+		x.gpuTasks++
+	}
 }
 
 // pop takes the oldest ready job of t, unindexing t when it runs dry.
@@ -43,6 +67,7 @@ func (x *readyIndex) pop(t *taskState) *jobState {
 		t.ready = t.ready[1:]
 		if j.state == stateReady && j.queued {
 			j.queued = false
+			t.nready--
 			if len(t.ready) == 0 {
 				x.unindex(t)
 			}
@@ -53,14 +78,15 @@ func (x *readyIndex) pop(t *taskState) *jobState {
 	return nil
 }
 
-// unindex removes t from its queue's list. Jobs still in t.ready that were
+// unindex removes t from its share's lists. Jobs still in t.ready that were
 // killed meanwhile are skipped lazily by pop.
 func (x *readyIndex) unindex(t *taskState) {
 	if !t.indexed {
 		return
 	}
 	t.ready = nil
-	q := x.queues[t.queue]
+	lt := x.leaves[t.share]
+	q := lt.queues[t.queue]
 	for i, o := range q {
 		if o == t {
 			copy(q[i:], q[i+1:])
@@ -70,36 +96,42 @@ func (x *readyIndex) unindex(t *taskState) {
 		}
 	}
 	if len(q) == 0 {
-		delete(x.queues, t.queue)
+		delete(lt.queues, t.queue)
+		if len(lt.queues) == 0 {
+			delete(x.leaves, t.share)
+		}
 	} else {
-		x.queues[t.queue] = q
+		lt.queues[t.queue] = q
 	}
 	t.indexed = false
-}
-
-// candidates returns the indexed tasks an agent of queue q may take, in
-// order: tasks of queue q and tasks that name no queue, merged.
-func (x *readyIndex) candidates(q string, buf []*taskState) []*taskState {
-	a, b := x.queues[q], x.queues[""]
-	if q == "" {
-		b = nil
+	t.share.AddReady(-1)
+	if x.perQueue[t.queue]--; x.perQueue[t.queue] == 0 {
+		delete(x.perQueue, t.queue)
 	}
-	buf = buf[:0]
-	for len(a) > 0 || len(b) > 0 {
-		switch {
-		case len(b) == 0 || (len(a) > 0 && before(a[0], b[0])):
-			buf, a = append(buf, a[0]), a[1:]
-		default:
-			buf, b = append(buf, b[0]), b[1:]
-		}
+	if t.res.GPUs > 0 {
+		x.gpuTasks--
 	}
-	return buf
 }
 
 // empty reports whether no ready work exists that an agent of queue q may take.
 func (x *readyIndex) empty(q string) bool {
-	return len(x.queues[q]) == 0 && len(x.queues[""]) == 0
+	return x.perQueue[q] == 0 && x.perQueue[""] == 0
 }
 
 // any reports whether any queue holds ready work.
-func (x *readyIndex) any() bool { return len(x.queues) > 0 }
+func (x *readyIndex) any() bool { return len(x.perQueue) > 0 }
+
+// each calls f for every indexed task an agent of queue q may take, in no
+// particular order.
+func (x *readyIndex) each(q string, f func(*taskState)) {
+	for _, lt := range x.leaves {
+		for _, t := range lt.queues[q] {
+			f(t)
+		}
+		if q != "" {
+			for _, t := range lt.queues[""] {
+				f(t)
+			}
+		}
+	}
+}

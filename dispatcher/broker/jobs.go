@@ -4,10 +4,12 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 
 	"github.com/pando-wms/pando/dispatcher/errcode"
+	"github.com/pando-wms/pando/dispatcher/share"
 	"github.com/pando-wms/pando/dispatcher/store"
 	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/dispatcher/wire"
@@ -41,9 +43,21 @@ type taskState struct {
 	patterns []string
 	stream   bool
 
-	live    int         // jobs not in a final state
-	ready   []*jobState // FIFO of queued jobs (may hold stale entries)
-	indexed bool
+	// Matching: the share its jobs count against, its rank in the share
+	// (priority with aging), constraints beyond counts.
+	share      *share.Node
+	rank       float64
+	gpuModel   *regexp.Regexp
+	gpuCompute int // minimum compute capability, major*100+minor
+	accel      string
+	arch       string
+
+	live     int         // jobs not in a final state
+	nready   int         // jobs queued in the index
+	nrunning int         // jobs assigned or running
+	ready    []*jobState // FIFO of queued jobs (may hold stale entries)
+	indexed  bool
+	noFit    uint64 // the match generation in which it did not fit
 }
 
 // jobState is one live job.
@@ -63,7 +77,10 @@ type jobState struct {
 	started     time.Time
 	ended       time.Time
 	readyAt     time.Time // retry back-off
+	readySince  time.Time // when it last became ready
 	queued      bool      // in its task's ready list
+	charge      share.Charge
+	runQ        *queueState // the queue whose limits its attempt counts against
 
 	cur          store.Attempt // record of the current attempt
 	attemptDirty bool
@@ -84,17 +101,40 @@ func (j *jobState) record() store.Job {
 	return r
 }
 
-func newTaskState(t store.Task, spec *task.Spec) *taskState {
+func (b *Broker) newTaskState(t store.Task, spec *task.Spec) *taskState {
 	ts := &taskState{
 		id: t.ID, owner: t.Owner, queue: t.Queue, priority: t.Priority,
 		maxAttempts: t.MaxAttempts, command: spec.Command, env: spec.Env,
 		image: spec.Image, network: spec.Network, created: t.Created,
 		res: JobResources(spec.Resources), outputs: spec.Outputs, stream: spec.Stream,
+		rank:  rankOf(t.Priority, t.Created, b.cfg.Aging),
+		share: b.shares.Leaf(shareOf(spec)),
+		accel: spec.Resources.Accelerator, arch: normArch(spec.Resources.Arch),
 	}
 	if spec.Outputs != nil {
 		ts.patterns = spec.Outputs.Patterns
 	}
+	if m := spec.Resources.GPUModel; m != "" {
+		// Validated at submit; a spec stored by an older version that does
+		// not compile matches no GPU rather than every GPU.
+		re, err := regexp.Compile(m)
+		if err != nil {
+			re = regexp.MustCompile(`$.^`)
+		}
+		ts.gpuModel = re
+	}
+	if c := spec.Resources.GPUCompute; c != "" {
+		ts.gpuCompute, _ = task.ParseCompute(c)
+	}
 	return ts
+}
+
+// shareOf is the share a task's jobs count against.
+func shareOf(spec *task.Spec) string {
+	if spec.Share == "" {
+		return share.Default
+	}
+	return spec.Share
 }
 
 // addFiles keeps the inputs among files (sorted by job and index).
@@ -126,7 +166,7 @@ func JobResources(r task.Resources) wire.JobResources {
 func (b *Broker) taskFor(t store.Task, spec *task.Spec) *taskState {
 	ts, ok := b.tasks[t.ID]
 	if !ok {
-		ts = newTaskState(t, spec)
+		ts = b.newTaskState(t, spec)
 		b.tasks[t.ID] = ts
 	}
 	return ts
@@ -211,6 +251,8 @@ func (b *Broker) Recover(tasks map[int64]store.Task, specs map[int64]*task.Spec,
 			}
 			a.jobs[j.id] = j
 			j.agent = a
+			j.charge = b.shares.Start(ts.share, ts.res.Cores, j.cur.Assigned)
+			ts.nrunning++
 		}
 	}
 }
@@ -218,6 +260,8 @@ func (b *Broker) Recover(tasks map[int64]store.Task, specs map[int64]*task.Spec,
 // enqueue puts a ready job in the index.
 func (b *Broker) enqueue(j *jobState) {
 	j.queued = true
+	j.readySince = b.cfg.Now()
+	j.task.nready++
 	b.index.push(j)
 }
 
@@ -233,6 +277,10 @@ func (b *Broker) assign(j *jobState, a *agentState) *wire.Assign {
 	a.jobs[j.id] = j
 	b.touch(j)
 	t := j.task
+	j.charge = b.shares.Start(t.share, t.res.Cores, now)
+	j.runQ = a.q
+	a.q.count(&t.res, 1)
+	t.nrunning++
 	return &wire.Assign{
 		JobID: j.id, TaskID: t.id, Index: j.index, Attempt: j.attempt,
 		Command: t.command, Env: t.env, Image: t.image, Network: t.network, Resources: t.res,
@@ -330,6 +378,13 @@ func (b *Broker) Report(agentID string, jobID int64, attempt int, r *wire.Report
 	if code == errcode.OK && exit != 0 {
 		code = errcode.PayloadExit
 	}
+	if q := j.runQ; q != nil {
+		if code == errcode.OK {
+			q.done++
+		} else {
+			q.failed++
+		}
+	}
 	b.detach(j)
 	if code == errcode.OK {
 		b.keepOutputs(j, r.Outputs)
@@ -380,11 +435,20 @@ func (b *Broker) Data(agentID string, jobID int64, attempt int) (*DataInfo, erro
 		Inputs: t.inputs[j.id], Outputs: t.outputs}, nil
 }
 
-// detach removes j from its agent's running set.
+// detach removes j from its agent's running set, and its attempt from
+// its share's and queue's running counts.
 func (b *Broker) detach(j *jobState) {
-	if j.agent != nil {
-		delete(j.agent.jobs, j.id)
-		j.agent = nil
+	if j.agent == nil {
+		return
+	}
+	delete(j.agent.jobs, j.id)
+	j.agent = nil
+	t := j.task
+	b.shares.End(t.share, j.charge, b.cfg.Now())
+	t.nrunning--
+	if j.runQ != nil {
+		j.runQ.count(&t.res, -1)
+		j.runQ = nil
 	}
 }
 
@@ -428,7 +492,10 @@ func (b *Broker) finish(j *jobState, s store.State, code errcode.Code, text stri
 		j.cur.State, j.cur.Ended, j.cur.ErrorCode, j.cur.Error = s, now, int(code), text
 		j.attemptDirty = true
 	}
-	j.queued = false
+	if j.queued {
+		j.queued = false
+		j.task.nready--
+	}
 	b.touch(j)
 	delete(b.jobs, j.id)
 	t := j.task

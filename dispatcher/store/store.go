@@ -173,6 +173,22 @@ type Token struct {
 	Created time.Time
 }
 
+// Object is a piece of operator configuration kept in the store (a queue,
+// a share target), so that it survives restarts and is shared by
+// dispatchers on one database. Value is its JSON encoding.
+type Object struct {
+	Kind    string
+	Name    string
+	Value   []byte
+	Updated time.Time
+}
+
+// Kinds of Object.
+const (
+	KindQueue = "queue"
+	KindShare = "share"
+)
+
 // Store is the dispatcher's durable state. Implementations are safe for
 // concurrent use.
 type Store interface {
@@ -202,6 +218,13 @@ type Store interface {
 
 	CreateToken(ctx context.Context, t Token) error
 	TokenByHash(ctx context.Context, hash string) (*Token, error)
+
+	// PutObject stores o, replacing the object of the same kind and name.
+	PutObject(ctx context.Context, o Object) error
+	// DeleteObject removes an object; ErrNotFound if there is none.
+	DeleteObject(ctx context.Context, kind, name string) error
+	// Objects returns the objects of a kind by name.
+	Objects(ctx context.Context, kind string) ([]Object, error)
 
 	Close() error
 }

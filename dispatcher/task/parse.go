@@ -41,6 +41,7 @@ type rawSpec struct {
 	Priority    yaml.Node    `yaml:"priority"`
 	MaxAttempts yaml.Node    `yaml:"max_attempts"`
 	Queue       yaml.Node    `yaml:"queue"`
+	Share       yaml.Node    `yaml:"share"`
 	Inputs      yaml.Node    `yaml:"inputs"`
 	FilesPerJob yaml.Node    `yaml:"files_per_job"`
 	Outputs     yaml.Node    `yaml:"outputs"`
@@ -55,6 +56,8 @@ type rawResources struct {
 	GPUModel    yaml.Node `yaml:"gpu_model"`
 	GPUMemory   yaml.Node `yaml:"gpu_memory"`
 	Accelerator yaml.Node `yaml:"accelerator"`
+	GPUCompute  yaml.Node `yaml:"gpu_compute"`
+	Arch        yaml.Node `yaml:"arch"`
 }
 
 // Parse reads a task file (YAML, or JSON, which is YAML), applies the

@@ -16,6 +16,8 @@ type Spec struct {
 	Priority    int               `json:"priority"`
 	MaxAttempts int               `json:"max_attempts"`
 	Queue       string            `json:"queue,omitempty"`
+	// Share is the fair share its jobs count against ("" : default).
+	Share string `json:"share,omitempty"`
 	// Data. With Inputs, the number of jobs follows from the files and
 	// FilesPerJob (a dataset is listed when the task is submitted).
 	Inputs      *Inputs  `json:"inputs,omitempty"`
@@ -38,6 +40,11 @@ type Resources struct {
 	GPUModel    string        `json:"gpu_model,omitempty"`
 	GPUMemory   int64         `json:"gpu_memory_bytes,omitempty"`
 	Accelerator string        `json:"accelerator,omitempty"`
+	// GPUCompute is the minimum compute capability of each GPU, "8.0".
+	GPUCompute string `json:"gpu_compute,omitempty"`
+	// Arch is the CPU architecture (Go's names; x86_64 and aarch64 are
+	// accepted as amd64 and arm64).
+	Arch string `json:"arch,omitempty"`
 }
 
 // Defaults applied to fields a task file leaves out.

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/pando-wms/pando/dispatcher/share"
 )
 
 // Limits on a task. They keep one submission from swamping the store and
@@ -60,6 +63,11 @@ func (s *Spec) Validate() error {
 	if s.Queue != "" && (len(s.Queue) > maxQueueLen || !queueRe.MatchString(s.Queue)) {
 		return &FieldError{"queue", fmt.Sprintf("invalid name %s: use up to %d letters, digits, '.', '_' or '-', starting with a letter or digit", quote(s.Queue), maxQueueLen)}
 	}
+	if s.Share != "" {
+		if err := share.CheckPath(s.Share); err != nil {
+			return &FieldError{"share", err.Error()}
+		}
+	}
 	return s.validateData()
 }
 
@@ -84,11 +92,37 @@ func (r *Resources) validate() error {
 	if r.GPUMemory < 0 {
 		return &FieldError{"resources.gpu_memory", fmt.Sprintf("must be greater than 0, got %d", r.GPUMemory)}
 	}
+	if r.GPUCompute != "" {
+		if _, err := ParseCompute(r.GPUCompute); err != nil {
+			return &FieldError{"resources.gpu_compute", err.Error()}
+		}
+	}
 	// A GPU model or memory without GPUs is a mistake, not "any node".
-	if r.GPUs == 0 && (r.GPUModel != "" || r.GPUMemory > 0) {
-		return &FieldError{"resources.gpus", "must be at least 1 when gpu_model or gpu_memory is set"}
+	if r.GPUs == 0 && (r.GPUModel != "" || r.GPUMemory > 0 || r.GPUCompute != "") {
+		return &FieldError{"resources.gpus", "must be at least 1 when gpu_model, gpu_memory or gpu_compute is set"}
+	}
+	if r.Arch != "" && !slices.Contains(knownArchs, r.Arch) {
+		return &FieldError{"resources.arch", fmt.Sprintf("unknown architecture %s: want one of %s", quote(r.Arch), strings.Join(knownArchs, ", "))}
 	}
 	return checkText("resources.accelerator", r.Accelerator, maxAcceleratorLen, false)
+}
+
+// knownArchs are the CPU architectures a task may ask for: Go's names and
+// the kernel's for the same machines.
+var knownArchs = []string{"amd64", "x86_64", "arm64", "aarch64", "ppc64le", "s390x", "riscv64", "386"}
+
+// ParseCompute reads a compute capability "MAJOR[.MINOR]" as MAJOR*100+MINOR.
+func ParseCompute(v string) (int, error) {
+	major, minor, _ := strings.Cut(v, ".")
+	ma, err1 := strconv.Atoi(major)
+	mi, err2 := 0, error(nil)
+	if minor != "" {
+		mi, err2 = strconv.Atoi(minor)
+	}
+	if err1 != nil || err2 != nil || ma < 0 || ma > 99 || mi < 0 || mi > 99 {
+		return 0, fmt.Errorf("invalid compute capability %s: want MAJOR.MINOR, e.g. 8.0", quote(v))
+	}
+	return ma*100 + mi, nil
 }
 
 // checkRange checks lo <= v and, unless hi < 0, v <= hi.

@@ -1,5 +1,8 @@
 // Package probe reports what a pilot on this node can offer: CPU, memory,
-// disk, load and NVIDIA GPUs.
+// disk and load; NVIDIA GPUs through NVML; AMD (amdgpu) and Intel (i915, xe)
+// GPUs from Linux sysfs; and, also from sysfs, accelerators: Google TPUs,
+// Habana Gaudis, NPUs and other devices of the Linux accel subsystem, and
+// FPGA cards (AMD/Xilinx Alveo, Intel/Altera) known by their PCI ids.
 package probe
 
 import (
@@ -23,12 +26,14 @@ import (
 type Options struct {
 	NVML    nvml.Interface // nil: nvml.New() (the real library)
 	DiskDir string         // directory whose filesystem's free space is reported ("" : os.TempDir())
+	SysRoot string         // where the sys and dev trees read for non-NVIDIA devices are ("": "/")
 	Logger  *slog.Logger   // nil: slog.Default()
 }
 
-// Probe reports this node's resources. Cores, memory, disk and GPU
+// Probe reports this node's resources. Cores, memory, disk and NVIDIA GPU
 // enumeration are what matching needs, so their failures are errors; the
-// descriptive fields (host, CPU model, load) are best effort.
+// descriptive fields (host, CPU model, load) and the devices read from
+// sysfs are best effort. GPUs found in sysfs are indexed after NVML's.
 func Probe(ctx context.Context, o Options) (wire.Resources, error) {
 	log := o.Logger
 	if log == nil {
@@ -70,6 +75,15 @@ func Probe(ctx context.Context, o Options) (wire.Resources, error) {
 	if err != nil {
 		return wire.Resources{}, fmt.Errorf("probe: %w", err)
 	}
+	// Other devices are best effort: what sysfs cannot tell is not offered.
+	root := o.SysRoot
+	if root == "" {
+		root = "/"
+	}
+	sys := sysfs{root: root, log: log}
+	devs := sys.pciDevices()
+	r.GPUs = append(r.GPUs, sys.gpus(devs, len(r.GPUs))...)
+	r.Accelerators = sys.accelerators(devs)
 	return r, nil
 }
 

@@ -102,6 +102,16 @@ var migrations = []string{
 	) WITHOUT ROWID;
 	CREATE INDEX files_task ON files (task_id);
 	`,
+	`
+	-- Operator configuration (queues, share targets) as JSON documents.
+	CREATE TABLE objects (
+		kind    TEXT    NOT NULL,
+		name    TEXT    NOT NULL,
+		value   BLOB    NOT NULL,
+		updated INTEGER NOT NULL,
+		PRIMARY KEY (kind, name)
+	) WITHOUT ROWID;
+	`,
 }
 
 // migrate applies the missing migrations in one transaction, so a crash

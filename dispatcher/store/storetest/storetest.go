@@ -38,6 +38,7 @@ func Run(t *testing.T, open Opener) {
 		{"Live", testLive},
 		{"Files", testFiles},
 		{"Tokens", testTokens},
+		{"Objects", testObjects},
 		{"Persistence", testPersistence},
 		{"ConcurrentReaders", testConcurrentReaders},
 	} {

@@ -1,0 +1,273 @@
+package broker
+
+import (
+	"slices"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/queue"
+	"github.com/pando-wms/pando/dispatcher/share"
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+// misfit says why a job of a task cannot go to an agent now, from the
+// most lasting reason to the most passing one. The order matters to match:
+// only credit and time misfits mean "GPU work is waiting for this agent".
+type misfit int
+
+const (
+	fitOK       misfit = iota
+	fitHardware        // the agent's node can never run it
+	fitQueue           // its queue does not take it (status, shares, limits)
+	fitTime            // not enough walltime left on the agent
+	fitCredit          // the agent's free slots, cores, memory or GPUs
+)
+
+// gpuMode restricts a pass of pick to GPU or CPU-only work.
+type gpuMode int
+
+const (
+	anyWork gpuMode = iota
+	gpuWork
+	cpuWork
+)
+
+// fits reports why one job of t does not fit a's remaining credit and its
+// queue's limits now, or fitOK.
+func (b *Broker) fits(a *agentState, t *taskState, now int64) misfit {
+	if !hardwareFits(&a.res, t) {
+		return fitHardware
+	}
+	if !a.q.takes(t) || a.q.full(&t.res) {
+		return fitQueue
+	}
+	if a.deadline != 0 && now+t.res.WalltimeSecs > a.deadline {
+		return fitTime
+	}
+	r := &t.res
+	if a.slots < 1 || r.Cores > a.cores || r.MemoryBytes > a.memory || r.GPUs > a.gpus {
+		return fitCredit
+	}
+	return fitOK
+}
+
+// hardwareFits reports whether the node an agent probed could ever run a
+// job of t: cores, memory, GPUs of the right model, memory and compute
+// capability, accelerators, CPU architecture and container runtime.
+func hardwareFits(res *wire.Resources, t *taskState) bool {
+	r := &t.res
+	// Cores and memory are also bounded by credit; an agent that reported
+	// none (0) is held to its credit alone.
+	if (res.Cores > 0 && r.Cores > res.Cores) || (res.MemoryBytes > 0 && r.MemoryBytes > res.MemoryBytes) {
+		return false
+	}
+	if r.GPUs > 0 && gpusFitting(res, t) < r.GPUs {
+		return false
+	}
+	if t.accel != "" && !hasAccelerator(res, t.accel) {
+		return false
+	}
+	if t.arch != "" && normArch(res.Arch) != t.arch {
+		return false
+	}
+	if t.image != "" && !slices.Contains(res.Runtimes, "podman") {
+		return false
+	}
+	return true
+}
+
+// gpusFitting counts the node's GPUs that meet t's model, memory and
+// compute capability.
+func gpusFitting(res *wire.Resources, t *taskState) int {
+	n := 0
+	for i := range res.GPUs {
+		if gpuFits(&res.GPUs[i], t) {
+			n++
+		}
+	}
+	return n
+}
+
+func gpuFits(g *wire.GPU, t *taskState) bool {
+	if t.res.GPUMemory > 0 && g.MemoryBytes < t.res.GPUMemory {
+		return false
+	}
+	if t.gpuCompute > 0 && g.ComputeMajor*100+g.ComputeMinor < t.gpuCompute {
+		return false
+	}
+	return t.gpuModel == nil || t.gpuModel.MatchString(g.Model)
+}
+
+func hasAccelerator(res *wire.Resources, kind string) bool {
+	for _, x := range res.Accelerators {
+		if x.Kind == kind && x.Count > 0 {
+			return true
+		}
+	}
+	return slices.ContainsFunc(res.GPUs, func(g wire.GPU) bool { return g.Vendor == kind })
+}
+
+// normArch maps the names kernels and Go give one architecture to Go's.
+func normArch(a string) string {
+	switch a {
+	case "x86_64":
+		return "amd64"
+	case "aarch64":
+		return "arm64"
+	case "ppc64le", "powerpc64le":
+		return "ppc64le"
+	}
+	return a
+}
+
+// match assigns ready jobs to a until its credit or the fitting work runs
+// out, then pushes the assignments once durable. Each job goes to the
+// share furthest below its target among those with work a can take. On an
+// agent with GPUs, CPU-only work gets slots only while no GPU work that its
+// node could run is waiting.
+func (b *Broker) match(a *agentState) {
+	if a.session == nil {
+		return
+	}
+	var out []wire.Message
+	var waited []time.Time
+	now := b.cfg.Now()
+	b.gen++
+	for a.slots > 0 && a.cores > 0 && a.q.def.Open() {
+		var t *taskState
+		if b.index.gpuTasks > 0 && len(a.res.GPUs) > 0 {
+			var gpuWaits bool
+			t, gpuWaits = b.pick(a, gpuWork, now)
+			if t == nil && !gpuWaits {
+				t, _ = b.pick(a, cpuWork, now)
+			}
+		} else {
+			t, _ = b.pick(a, anyWork, now)
+		}
+		if t == nil {
+			break
+		}
+		j := b.take(t, a)
+		if j == nil {
+			continue // only stale entries were left: t is unindexed now
+		}
+		waited = append(waited, j.readySince)
+		out = append(out, b.assign(j, a))
+		a.slots--
+		a.cores -= t.res.Cores
+		a.memory -= t.res.MemoryBytes
+		a.gpus -= t.res.GPUs
+	}
+	if a.slots > 0 && a.cores > 0 {
+		b.hungry[a] = struct{}{}
+	} else {
+		delete(b.hungry, a)
+	}
+	if len(out) == 0 {
+		return
+	}
+	s := a.session
+	b.afterCommit(func(err error) {
+		if err != nil {
+			return // the dispatcher is failing; the agent reconnects to a healthy one
+		}
+		if err := s.Send(out); err != nil {
+			b.log.Debug("push assign failed", "agent", a.id, "err", err)
+			return
+		}
+		if obs := b.cfg.ObserveDispatch; obs != nil {
+			end := b.cfg.Now()
+			for _, w := range waited {
+				obs(end.Sub(w))
+			}
+		}
+	})
+}
+
+// pick returns the task a's next job comes from: it walks the share tree,
+// at each level into the share furthest below its target, and takes the
+// first task there that fits. gpuWaits reports that GPU work a's node could
+// run was passed over only for want of free credit or time.
+func (b *Broker) pick(a *agentState, mode gpuMode, now time.Time) (t *taskState, gpuWaits bool) {
+	return b.pickIn(b.shares.Root(), 0, a, mode, now, &gpuWaits), gpuWaits
+}
+
+func (b *Broker) pickIn(n *share.Node, depth int, a *agentState, mode gpuMode, now time.Time, gpuWaits *bool) *taskState {
+	if !a.q.reaches(n.Path) {
+		return nil
+	}
+	if len(n.Children()) > 0 {
+		for len(b.orderBufs) <= depth {
+			b.orderBufs = append(b.orderBufs, nil)
+		}
+		b.orderBufs[depth] = b.shares.Order(n, now, b.orderBufs[depth])
+		for _, c := range b.orderBufs[depth] {
+			if t := b.pickIn(c, depth+1, a, mode, now, gpuWaits); t != nil {
+				return t
+			}
+		}
+	}
+	lt := b.index.leaves[n]
+	if lt == nil || !a.q.def.Serves(n.Path) {
+		return nil
+	}
+	own, anyQ := lt.queues[a.queue], lt.queues[""]
+	if a.q.def.Status == queue.Test {
+		anyQ = nil // a test queue takes only work that names it
+	}
+	unix := now.Unix()
+	for len(own) > 0 || len(anyQ) > 0 {
+		var t *taskState
+		if len(anyQ) == 0 || (len(own) > 0 && before(own[0], anyQ[0])) {
+			t, own = own[0], own[1:]
+		} else {
+			t, anyQ = anyQ[0], anyQ[1:]
+		}
+		if t.noFit == b.gen || (mode == gpuWork) != (t.res.GPUs > 0) && mode != anyWork {
+			continue
+		}
+		switch b.fits(a, t, unix) {
+		case fitOK:
+			return t
+		case fitCredit, fitTime:
+			if t.res.GPUs > 0 {
+				*gpuWaits = true
+			}
+		}
+		t.noFit = b.gen // credit only shrinks during one match
+	}
+	return nil
+}
+
+// preferScan bounds how many ready jobs of a task are looked at for one
+// whose inputs an agent holds: matching stays O(1) per assignment.
+const preferScan = 64
+
+// take pops t's next job for a: among the first ready jobs, the one with
+// the most inputs in a's node cache, else the oldest.
+func (b *Broker) take(t *taskState, a *agentState) *jobState {
+	if a.cache == nil || t.cacheIDs == nil {
+		return b.index.pop(t)
+	}
+	var best *jobState
+	most := 0
+	for _, j := range t.ready[:min(len(t.ready), preferScan)] {
+		if j.state != stateReady || !j.queued {
+			continue
+		}
+		n := 0
+		for _, id := range t.cacheIDs[j.id] {
+			if a.cache.Holds(id) {
+				n++
+			}
+		}
+		if n > most {
+			best, most = j, n
+		}
+	}
+	if best == nil {
+		return b.index.pop(t)
+	}
+	best.queued = false // its entry in t.ready is skipped by pop from now on
+	t.nready--
+	return best
+}

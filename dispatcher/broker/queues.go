@@ -1,0 +1,194 @@
+package broker
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/queue"
+	"github.com/pando-wms/pando/dispatcher/share"
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+// queueState is a queue's definition and what its agents hold now.
+type queueState struct {
+	def                     queue.Queue
+	running, cores, gpuJobs int // jobs assigned to or running on its agents
+	agents                  int // connected
+	done, failed            int64
+}
+
+// takes reports whether the queue's agents may take work of t at all.
+func (q *queueState) takes(t *taskState) bool {
+	if !q.def.Open() || (q.def.Status == queue.Test && t.queue != q.def.Name) {
+		return false
+	}
+	return q.def.Serves(t.share.Path)
+}
+
+// full reports whether one more job of r would pass one of q's limits.
+func (q *queueState) full(r *wire.JobResources) bool {
+	d := &q.def
+	return (d.MaxRunning > 0 && q.running >= d.MaxRunning) ||
+		(d.MaxCores > 0 && q.cores+r.Cores > d.MaxCores) ||
+		(d.MaxGPUJobs > 0 && r.GPUs > 0 && q.gpuJobs >= d.MaxGPUJobs)
+}
+
+// reaches reports whether the share at path is, or leads to, a share the
+// queue serves.
+func (q *queueState) reaches(path string) bool {
+	if path == "" || len(q.def.Shares) == 0 || q.def.Serves(path) {
+		return true
+	}
+	return slices.ContainsFunc(q.def.Shares, func(s string) bool { return strings.HasPrefix(s, path+"/") })
+}
+
+// count adds (d = 1) or removes (d = -1) one job of r.
+func (q *queueState) count(r *wire.JobResources, d int) {
+	q.running += d
+	q.cores += d * r.Cores
+	if r.GPUs > 0 {
+		q.gpuJobs += d
+	}
+}
+
+// PutQueue creates or replaces a queue's definition (already normalized).
+// Its agents follow the new definition at once: limits and status apply to
+// their next assignment, and a reopened queue's agents get work.
+func (b *Broker) PutQueue(def queue.Queue) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q, ok := b.queues[def.Name]
+	if !ok {
+		q = &queueState{}
+		b.queues[def.Name] = q
+	}
+	q.def = def
+	q.def.Shares, q.def.Labels = slices.Clone(def.Shares), cloneMap(def.Labels)
+	b.feedHungry(def.Name)
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// QueueInfo is a queue with what its agents hold now.
+type QueueInfo struct {
+	queue.Queue
+	Agents     int   `json:"agents"`
+	Running    int   `json:"running"`
+	Cores      int   `json:"running_cores"`
+	GPUJobs    int   `json:"running_gpu_jobs"`
+	Ready      int   `json:"ready"` // ready jobs its agents could take (work that names it or no queue)
+	Finished   int64 `json:"finished"`
+	FailedJobs int64 `json:"failed"`
+}
+
+// Queue returns one queue.
+func (b *Broker) Queue(name string) (QueueInfo, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q, ok := b.queues[name]
+	if !ok {
+		return QueueInfo{}, false
+	}
+	return b.queueInfo(q), true
+}
+
+// Queues lists the queues by name.
+func (b *Broker) Queues() []QueueInfo {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]QueueInfo, 0, len(b.queues))
+	for _, q := range b.queues {
+		out = append(out, b.queueInfo(q))
+	}
+	slices.SortFunc(out, func(x, y QueueInfo) int { return strings.Compare(x.Name, y.Name) })
+	return out
+}
+
+func (b *Broker) queueInfo(q *queueState) QueueInfo {
+	info := QueueInfo{Queue: q.def, Agents: q.agents, Running: q.running, Cores: q.cores,
+		GPUJobs: q.gpuJobs, Finished: q.done, FailedJobs: q.failed}
+	info.Shares, info.Labels = slices.Clone(q.def.Shares), cloneMap(q.def.Labels)
+	b.index.each(q.def.Name, func(t *taskState) {
+		if q.takes(t) {
+			info.Ready += t.nready
+		}
+	})
+	return info
+}
+
+// QueueNames lists the known queues, for error messages.
+func (b *Broker) QueueNames() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	names := make([]string, 0, len(b.queues))
+	for n := range b.queues {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// HasQueue reports whether a queue of that name exists.
+func (b *Broker) HasQueue(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.queues[name]
+	return ok
+}
+
+// SetShare sets a share's target in percent of its parent.
+func (b *Broker) SetShare(path string, target float64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.shares.Set(path, target)
+}
+
+// UnsetShare removes a share's explicit target.
+func (b *Broker) UnsetShare(path string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.shares.Unset(path)
+}
+
+// Shares reports every share's target and achieved fraction.
+func (b *Broker) Shares() []share.Status {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.shares.Report(b.cfg.Now())
+}
+
+// queueOf returns the queue an agent joins, or why it may not.
+func (b *Broker) queueOf(h *wire.Hello) (*queueState, error) {
+	name := h.Queue
+	if name == "" {
+		name = queue.Default
+	}
+	q, ok := b.queues[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown queue %q (an operator creates it with `pando queue create %s`)", ErrAgentRefused, name, name)
+	}
+	if q.def.Status == queue.Offline && len(h.Running) == 0 {
+		return nil, fmt.Errorf("%w: queue %q is offline", ErrAgentRefused, name)
+	}
+	return q, nil
+}
+
+// rankOf is a task's place in its share: priority, plus one point for
+// each aging period it has waited since it was created.
+func rankOf(priority int, created time.Time, aging time.Duration) float64 {
+	if aging <= 0 {
+		return float64(priority)
+	}
+	return float64(priority) - float64(created.UnixNano())/float64(aging)
+}
