@@ -46,12 +46,12 @@ const (
 
 // Queue is a queue's definition. Zero limits mean no limit.
 type Queue struct {
-	Name       string            `json:"name" yaml:"name"`
-	Kind       Kind              `json:"kind" yaml:"kind"`
-	Status     Status            `json:"status" yaml:"status"`
-	MaxRunning int               `json:"max_running,omitempty" yaml:"max_running"`
-	MaxCores   int               `json:"max_cores,omitempty" yaml:"max_cores"`
-	MaxGPUJobs int               `json:"max_gpu_jobs,omitempty" yaml:"max_gpu_jobs"`
+	Name       string `json:"name" yaml:"name"`
+	Kind       Kind   `json:"kind" yaml:"kind"`
+	Status     Status `json:"status" yaml:"status"`
+	MaxRunning int    `json:"max_running,omitempty" yaml:"max_running"`
+	MaxCores   int    `json:"max_cores,omitempty" yaml:"max_cores"`
+	MaxGPUJobs int    `json:"max_gpu_jobs,omitempty" yaml:"max_gpu_jobs"`
 	// Shares lists the shares (and their sub-shares) whose work the queue
 	// takes; empty: all.
 	Shares  []string          `json:"shares,omitempty" yaml:"shares"`

@@ -18,7 +18,7 @@ func TestSetValidates(t *testing.T) {
 		{"prod/mc", 50, ""},
 		{"prod/reprocessing", 20, ""},
 		{"analysis", 30, ""},
-		{"prod/mc", 60, ""},             // replaces its own 50
+		{"prod/mc", 60, ""},              // replaces its own 50
 		{"prod/evgen", 30, "sum to 110"}, // 60+20+30
 		{"prod/evgen", 20, ""},
 		{"default", 71, "over 100"},
