@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/pando-wms/pando/dispatcher/auth"
+	"github.com/pando-wms/pando/dispatcher/broker"
 	"github.com/pando-wms/pando/dispatcher/errcode"
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/wire"
@@ -150,7 +151,11 @@ func (s *Server) serveAgent(ctx context.Context, conn agentConn) {
 	defer ss.Close(wire.CloseNormal, "")
 	drop, err := s.broker.Connect(hello, ss)
 	if err != nil {
-		refuse(conn, w, wire.CloseProtocol, err.Error())
+		code := wire.CloseProtocol
+		if errors.Is(err, broker.ErrBadQueue) {
+			code = wire.CloseBadQueue // the pilot gives up: retrying cannot help
+		}
+		refuse(conn, w, code, err.Error())
 		return
 	}
 	defer s.broker.Disconnect(hello.AgentID, ss)

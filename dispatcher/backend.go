@@ -30,6 +30,9 @@ func (s *Server) Submit(ctx context.Context, owner string, spec *task.Spec) (int
 	if err := s.unavailable(); err != nil {
 		return 0, err // take no new work that could not be stored
 	}
+	if err := s.checkPlacement(spec); err != nil {
+		return 0, err
+	}
 	files, err := s.resolveData(ctx, spec) // sets spec.Jobs for inputs
 	if err != nil {
 		return 0, err

@@ -51,7 +51,12 @@ type Config struct {
 	// Windows sets the data carousel's window of tape endpoints, by name;
 	// zero fields take the defaults (64 files, 64 GiB).
 	Windows map[string]carousel.Window
-	Logger  *slog.Logger
+	// ShareWindow is the time constant over which shares' usage decays
+	// (10 minutes); Aging gives a waiting task one priority point per
+	// period (1 minute; negative: none).
+	ShareWindow time.Duration
+	Aging       time.Duration
+	Logger      *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -75,6 +80,12 @@ func (c *Config) defaults() {
 	}
 	if c.MaxLog <= 0 {
 		c.MaxLog = 64 << 20
+	}
+	if c.ShareWindow <= 0 {
+		c.ShareWindow = 10 * time.Minute
+	}
+	if c.Aging == 0 {
+		c.Aging = time.Minute
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = wire.MaxFrame
@@ -114,6 +125,8 @@ type Server struct {
 	agentOwners   map[string]string // agent ID -> token name that first used it
 	agentSessions map[string]int    // agent ID -> registered sessions
 	flushWG       sync.WaitGroup    // session writers
+	policyMu      sync.Mutex        // serialises queue and share changes
+	metrics       *metrics
 
 	workers workerSets // harvesters' reports
 
@@ -145,11 +158,14 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		peerLog:  rateLog{burst: 10},
 		sessions: make(map[*session]struct{}), agentOwners: make(map[string]string),
 		agentSessions: make(map[string]int),
+		metrics:       newMetrics(),
 	}
 	s.broker = broker.New(broker.Config{
 		AgentTimeout: cfg.AgentTimeout, Grace: cfg.Grace, RetryBackoff: cfg.RetryBackoff,
-		JobEnded: s.jobEnded,
+		JobEnded: s.jobEnded, ShareWindow: cfg.ShareWindow, Aging: max(cfg.Aging, 0),
+		ObserveDispatch: s.metrics.observeDispatch,
 	}, cfg.Logger.With("component", "broker"))
+	s.metrics.stats = s.broker.Stats
 	tctx, stopTapes := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopTapes = stopTapes
 	s.newTapeStagers(tctx)
@@ -168,6 +184,9 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	if err := os.MkdirAll(s.logs.dir, 0o700); err != nil {
 		return fmt.Errorf("dispatcher: logs directory: %w", err)
+	}
+	if err := s.loadPolicy(ctx); err != nil {
+		return err
 	}
 	if err := s.recover(ctx); err != nil {
 		return err

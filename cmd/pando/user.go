@@ -50,6 +50,7 @@ func (u *userCLI) add(root *cobra.Command) {
 		u.actionCmd("kill", "killed", "Cancel a task's live jobs, or one job"),
 		u.actionCmd("retry", "retried", "Retry a task's failed and cancelled jobs, or one job"),
 		u.waitCmd(), u.tokenCmd(), u.whoamiCmd(), u.agentsCmd(), u.workersCmd(),
+		u.queueCmd(), u.shareCmd(), u.sharesCmd(),
 	}
 	for _, c := range cmds {
 		silenceErrors(c)

@@ -70,6 +70,7 @@ func (u *userCLI) jobCmd() *cobra.Command {
 		}
 		return emit(cmd.OutOrStdout(), out, j, jobView)
 	})
+	cmd.AddCommand(u.whyCmd())
 	return cmd
 }
 

@@ -125,6 +125,26 @@ var authzMatrix = []authzRoute{
 	{pattern: "GET /workers", name: "workers", method: "GET", path: "/workers?queue=hpc",
 		want:  statuses{asAdmin: 200, asOperator: 200, asOwner: 403, asOther: 403, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401},
 		check: checkWorkers},
+	{pattern: "GET /queues", name: "list-queues", method: "GET", path: "/queues",
+		want: statuses{asAdmin: 200, asOperator: 200, asOwner: 200, asOther: 200, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401}},
+	{pattern: "GET /queues/{name}", name: "get-queue", method: "GET", path: "/queues/default",
+		want: statuses{asAdmin: 200, asOperator: 200, asOwner: 200, asOther: 200, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401}},
+	// The admin creates the queue; the operator's try, after it, conflicts.
+	{pattern: "POST /queues", name: "create-queue", method: "POST", path: "/queues", body: `{"name":"hpc","kind":"hpc"}`, mutates: true,
+		want: statuses{asAdmin: 201, asOperator: 409, asOwner: 403, asOther: 403, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401}},
+	{pattern: "PUT /queues/{name}", name: "set-queue", method: "PUT", path: "/queues/default", body: `{"status":"online","max_running":100}`, mutates: true,
+		want: statuses{asAdmin: 200, asOperator: 200, asOwner: 403, asOther: 403, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401}},
+	{pattern: "GET /shares", name: "list-shares", method: "GET", path: "/shares",
+		want: statuses{asAdmin: 200, asOperator: 200, asOwner: 200, asOther: 200, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401}},
+	{pattern: "PUT /shares/{path}", name: "set-share", method: "PUT", path: "/shares/prod/mc", body: `{"target":50}`, mutates: true,
+		want: statuses{asAdmin: 200, asOperator: 200, asOwner: 403, asOther: 403, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401}},
+	// The admin removes the target; after it, the operator finds none.
+	{pattern: "DELETE /shares/{path}", name: "unset-share", method: "DELETE", path: "/shares/prod/mc", mutates: true,
+		want: statuses{asAdmin: 200, asOperator: 404, asOwner: 403, asOther: 403, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401}},
+	{pattern: "GET /jobs/{id}/why", name: "job-why", method: "GET", path: "/jobs/{job}/why",
+		want: statuses{asAdmin: 200, asOperator: 200, asOwner: 200, asOther: 404, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401}},
+	{pattern: "GET /jobs/{id}/why", name: "job-why-other", method: "GET", path: "/jobs/{otherJob}/why",
+		want: statuses{asAdmin: 200, asOperator: 200, asOwner: 404, asOther: 200, asAgent: 403, asNone: 401, asMalformed: 401, asForged: 401, asExpired: 401}},
 }
 
 // ownerLog is the owner's job output, which no one else may read.
@@ -452,5 +472,29 @@ func TestAuthorizationMatrixCoversEveryRoute(t *testing.T) {
 	slices.Sort(tested)
 	if tested = slices.Compact(tested); !slices.Equal(documented, tested) {
 		t.Errorf("routes in types.go %v, in the matrix %v", documented, tested)
+	}
+}
+
+// /metrics sits outside /api/v1 and takes the same tokens: staff only.
+func TestMetricsAuthorization(t *testing.T) {
+	f := newAuthzFixture(t)
+	base := strings.TrimSuffix(f.url, Prefix)
+	for c, want := range (statuses{asAdmin: 200, asOperator: 200, asOwner: 403, asOther: 403, asAgent: 403, asNone: 401, asForged: 401}) {
+		req, _ := http.NewRequest("GET", base+"/metrics", nil)
+		if f.header[c] != "" {
+			req.Header.Set("Authorization", f.header[c])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET /metrics as %s = %d %s, want %d", c, resp.StatusCode, body, want)
+		}
+		if want == 200 && !strings.Contains(string(body), "pando_agents_connected") {
+			t.Errorf("metrics body %q", body)
+		}
 	}
 }

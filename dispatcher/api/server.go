@@ -13,6 +13,8 @@ import (
 
 	"github.com/pando-wms/pando/dispatcher/auth"
 	"github.com/pando-wms/pando/dispatcher/broker"
+	"github.com/pando-wms/pando/dispatcher/queue"
+	"github.com/pando-wms/pando/dispatcher/share"
 	"github.com/pando-wms/pando/dispatcher/store"
 	"github.com/pando-wms/pando/dispatcher/task"
 )
@@ -29,6 +31,14 @@ type Backend interface {
 	Agents() []broker.AgentInfo
 	Workers(queue string) []Worker
 	LogPath(job int64, attempt int) string
+
+	PutQueue(ctx context.Context, q queue.Queue, create bool) (broker.QueueInfo, error)
+	Queues() []broker.QueueInfo
+	Queue(name string) (broker.QueueInfo, bool)
+	SetShare(ctx context.Context, path string, target float64) error
+	Shares() []share.Status
+	Why(jobID int64) (broker.Why, bool)
+	Metrics() http.Handler
 }
 
 // Authenticator resolves bearer tokens and creates new ones.
@@ -64,6 +74,15 @@ func NewServer(st store.Store, b Backend, a Authenticator, log *slog.Logger) *Se
 	s.handle("GET /whoami", s.whoami)
 	s.handle("GET /agents", s.agents)
 	s.handle("GET /workers", s.listWorkers)
+	s.handle("GET /queues", s.listQueues)
+	s.handle("GET /queues/{name}", s.getQueue)
+	s.handle("POST /queues", s.createQueue)
+	s.handle("PUT /queues/{name}", s.putQueue)
+	s.handle("GET /shares", s.listShares)
+	s.handle("PUT /shares/{path...}", s.setShare)
+	s.handle("DELETE /shares/{path...}", s.unsetShare)
+	s.handle("GET /jobs/{id}/why", s.why)
+	s.handleAt("GET /metrics", s.metrics)
 	return s
 }
 
@@ -71,10 +90,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
 
-// handle registers h behind authentication and turns its error into a status.
+// handle registers h under Prefix behind authentication and turns its
+// error into a status.
 func (s *Server) handle(pattern string, h handlerFunc) {
 	method, path, _ := strings.Cut(pattern, " ")
-	s.mux.HandleFunc(method+" "+Prefix+path, func(w http.ResponseWriter, r *http.Request) {
+	s.handleAt(method+" "+Prefix+path, h)
+}
+
+// handleAt registers h at pattern as it is, behind authentication.
+func (s *Server) handleAt(pattern string, h handlerFunc) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok {
 			writeError(w, http.StatusUnauthorized, "missing bearer token")
@@ -99,6 +124,10 @@ func (s *Server) handle(pattern string, h handlerFunc) {
 // ErrUnavailable marks a failure the caller should retry later (the
 // dispatcher cannot write its state now, e.g. a full disk): answered 503.
 var ErrUnavailable = errors.New("dispatcher unavailable")
+
+// ErrConflict marks a request that clashes with what exists (creating a
+// queue that exists): answered 409.
+var ErrConflict = errors.New("conflict")
 
 // ErrInvalid marks a request the dispatcher cannot act on as given (a task
 // naming an unknown storage endpoint, an empty dataset): answered 400.
@@ -127,6 +156,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, ErrUnavailable):
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, err.Error())

@@ -18,6 +18,8 @@ import (
 
 	"github.com/pando-wms/pando/dispatcher/auth"
 	"github.com/pando-wms/pando/dispatcher/broker"
+	"github.com/pando-wms/pando/dispatcher/queue"
+	"github.com/pando-wms/pando/dispatcher/share"
 	"github.com/pando-wms/pando/dispatcher/store"
 	"github.com/pando-wms/pando/dispatcher/store/sqlite"
 	"github.com/pando-wms/pando/dispatcher/task"
@@ -43,6 +45,9 @@ type fakeBackend struct {
 	agents  []broker.AgentInfo
 	workers []Worker
 
+	polOnce sync.Once
+	pol     *broker.Broker // queues and shares, with the broker's rules
+
 	mu      sync.Mutex
 	live    map[int64]store.Job
 	kills   []int64
@@ -50,6 +55,53 @@ type fakeBackend struct {
 }
 
 var _ Backend = (*fakeBackend)(nil)
+
+func (b *fakeBackend) policy() *broker.Broker {
+	b.polOnce.Do(func() { b.pol = broker.New(broker.Config{}, nil) })
+	return b.pol
+}
+
+func (b *fakeBackend) PutQueue(ctx context.Context, q queue.Queue, create bool) (broker.QueueInfo, error) {
+	if err := q.Normalize(); err != nil {
+		return broker.QueueInfo{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	switch exists := b.policy().HasQueue(q.Name); {
+	case create && exists:
+		return broker.QueueInfo{}, fmt.Errorf("%w: queue %q exists", ErrConflict, q.Name)
+	case !create && !exists:
+		return broker.QueueInfo{}, fmt.Errorf("queue %q: %w", q.Name, store.ErrNotFound)
+	}
+	b.policy().PutQueue(q)
+	info, _ := b.policy().Queue(q.Name)
+	return info, nil
+}
+
+func (b *fakeBackend) Queues() []broker.QueueInfo { return b.policy().Queues() }
+
+func (b *fakeBackend) Queue(name string) (broker.QueueInfo, bool) { return b.policy().Queue(name) }
+
+func (b *fakeBackend) SetShare(ctx context.Context, path string, target float64) error {
+	if target == 0 {
+		if _, ok := b.policy().ShareTarget(path); !ok {
+			return fmt.Errorf("share %q: %w", path, store.ErrNotFound)
+		}
+		return b.policy().UnsetShare(path)
+	}
+	if err := b.policy().SetShare(path, target); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
+func (b *fakeBackend) Shares() []share.Status { return b.policy().Shares() }
+
+func (b *fakeBackend) Why(id int64) (broker.Why, bool) { return broker.Why{}, false }
+
+func (b *fakeBackend) Metrics() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "pando_agents_connected 1")
+	})
+}
 
 func (b *fakeBackend) Submit(ctx context.Context, owner string, spec *task.Spec) (int64, error) {
 	raw, err := json.Marshal(spec)

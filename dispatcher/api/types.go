@@ -17,6 +17,15 @@
 //	GET  /api/v1/whoami             -> Whoami
 //	GET  /api/v1/agents             -> []Agent (operator and admin)
 //	GET  /api/v1/workers            ?queue=Q -> []Worker, as harvesters last reported them (operator and admin)
+//	GET  /api/v1/queues             -> []Queue (all roles but agent)
+//	GET  /api/v1/queues/{name}      -> Queue
+//	POST /api/v1/queues             body: queue.Queue -> 201 Queue (operator and admin; 409 if it exists)
+//	PUT  /api/v1/queues/{name}      body: queue.Queue -> Queue, replacing the definition (operator and admin)
+//	GET  /api/v1/shares             -> []share.Status (all roles but agent)
+//	PUT  /api/v1/shares/{path}      body: ShareRequest -> []share.Status (operator and admin)
+//	DELETE /api/v1/shares/{path}    removes the share's target -> []share.Status (operator and admin)
+//	GET  /api/v1/jobs/{id}/why      -> Why: why a waiting job does not run
+//	GET  /metrics                   Prometheus text format (operator and admin)
 //
 // Errors come as ErrorResponse with a 4xx or 5xx status. A task or job of
 // another user is reported as not found.
@@ -25,9 +34,21 @@ package api
 import (
 	"time"
 
+	"github.com/pando-wms/pando/dispatcher/broker"
 	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/dispatcher/wire"
 )
+
+// Queue is a queue's definition and what its agents hold now.
+type Queue = broker.QueueInfo
+
+// Why explains why a job does not run.
+type Why = broker.Why
+
+// ShareRequest sets a share's target, in percent of its parent.
+type ShareRequest struct {
+	Target float64 `json:"target"`
+}
 
 // Prefix is the path prefix of every endpoint.
 const Prefix = "/api/v1"

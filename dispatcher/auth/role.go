@@ -23,11 +23,14 @@ const (
 	CreateToken         // mint tokens for any role
 	ConnectAgent        // connect as a pilot, edge or harvester
 	ViewAgents          // list connected agents
+	ReadPolicy          // see queues and shares
+	ManagePolicy        // create and change queues and share targets
 )
 
 var actionNames = map[Action]string{
 	SubmitTask: "submit-task", ReadOwn: "read-own", ReadAll: "read-all", KillOwn: "kill-own",
 	KillAny: "kill-any", CreateToken: "create-token", ConnectAgent: "connect-agent", ViewAgents: "view-agents",
+	ReadPolicy: "read-policy", ManagePolicy: "manage-policy",
 }
 
 func (a Action) String() string {
@@ -39,8 +42,8 @@ func (a Action) String() string {
 
 // grants is the role table. Admin is absent: it may do everything.
 var grants = map[store.Role][]Action{
-	store.RoleOperator: {SubmitTask, ReadOwn, ReadAll, KillOwn, KillAny, ViewAgents},
-	store.RoleUser:     {SubmitTask, ReadOwn, KillOwn},
+	store.RoleOperator: {SubmitTask, ReadOwn, ReadAll, KillOwn, KillAny, ViewAgents, ReadPolicy, ManagePolicy},
+	store.RoleUser:     {SubmitTask, ReadOwn, KillOwn, ReadPolicy},
 	store.RoleAgent:    {ConnectAgent},
 }
 

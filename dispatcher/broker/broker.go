@@ -80,6 +80,7 @@ type Broker struct {
 	delayed delayHeap
 	queues  map[string]*queueState
 	shares  *share.Tree
+	ended   endTally
 
 	// matching scratch
 	orderBufs [][]*share.Node // share order per tree depth
@@ -112,7 +113,7 @@ func New(cfg Config, log *slog.Logger) *Broker {
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = 5 * time.Minute
 	}
-	return &Broker{
+	b := &Broker{
 		cfg:    cfg,
 		log:    log,
 		jobs:   make(map[int64]*jobState),
@@ -123,10 +124,13 @@ func New(cfg Config, log *slog.Logger) *Broker {
 		dirty:  make(map[int64]*jobState),
 		queues: map[string]*queueState{queue.Default: {def: queue.Queue{Name: queue.Default, Kind: queue.Grid, Status: queue.Online}}},
 		shares: share.New(cfg.ShareWindow),
+		ended:  make(endTally),
 
 		reported: make(map[wire.RunningJob]string),
 		signal:   make(chan struct{}, 1),
 	}
+	b.shares.Leaf(share.Default) // listed, and competing, from the start
+	return b
 }
 
 // Pending is signalled whenever changes await a commit.

@@ -384,6 +384,7 @@ func (b *Broker) Report(agentID string, jobID int64, attempt int, r *wire.Report
 		} else {
 			q.failed++
 		}
+		b.ended.add(q.def.Name, j.task.share.Path, code == errcode.OK)
 	}
 	b.detach(j)
 	if code == errcode.OK {

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -168,6 +169,10 @@ func (b *Broker) Shares() []share.Status {
 	return b.shares.Report(b.cfg.Now())
 }
 
+// ErrBadQueue marks an agent refused for its queue (unknown, offline): it
+// should not retry until an operator acts.
+var ErrBadQueue = errors.New("bad queue")
+
 // queueOf returns the queue an agent joins, or why it may not.
 func (b *Broker) queueOf(h *wire.Hello) (*queueState, error) {
 	name := h.Queue
@@ -176,10 +181,10 @@ func (b *Broker) queueOf(h *wire.Hello) (*queueState, error) {
 	}
 	q, ok := b.queues[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: unknown queue %q (an operator creates it with `pando queue create %s`)", ErrAgentRefused, name, name)
+		return nil, fmt.Errorf("%w: %w: unknown queue %q (an operator creates it with `pando queue create %s`)", ErrAgentRefused, ErrBadQueue, name, name)
 	}
 	if q.def.Status == queue.Offline && len(h.Running) == 0 {
-		return nil, fmt.Errorf("%w: queue %q is offline", ErrAgentRefused, name)
+		return nil, fmt.Errorf("%w: %w: queue %q is offline", ErrAgentRefused, ErrBadQueue, name)
 	}
 	return q, nil
 }
@@ -191,4 +196,41 @@ func rankOf(priority int, created time.Time, aging time.Duration) float64 {
 		return float64(priority)
 	}
 	return float64(priority) - float64(created.UnixNano())/float64(aging)
+}
+
+// ShareTarget returns the explicit target of the share at path, if set.
+func (b *Broker) ShareTarget(path string) (float64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, ok := b.shares.Lookup(path)
+	if !ok || !n.Explicit() {
+		return 0, false
+	}
+	return n.Target(), true
+}
+
+// ShareUsable says whether a task may name the share at path: it exists
+// (an operator set it, or it is the default) and has no sub-shares.
+func (b *Broker) ShareUsable(path string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if path == share.Default {
+		return nil
+	}
+	n, ok := b.shares.Lookup(path)
+	if !ok {
+		var known []string
+		for _, s := range b.shares.Report(b.cfg.Now()) {
+			known = append(known, s.Path)
+		}
+		return fmt.Errorf("unknown share %q (known: %s)", path, strings.Join(append(known, share.Default), ", "))
+	}
+	if len(n.Children()) > 0 {
+		var subs []string
+		for _, c := range n.Children() {
+			subs = append(subs, c.Path)
+		}
+		return fmt.Errorf("share %q has sub-shares; name one of %s", path, strings.Join(subs, ", "))
+	}
+	return nil
 }

@@ -23,7 +23,7 @@ func (s sysfs) accelerators(devs []pciDev) []wire.Accelerator {
 	counted := map[string]bool{}
 	counts := map[accelModel]int{}
 	for _, d := range devs {
-		m, ok := s.accelModel(d)
+		m, ok := identify(d)
 		if !ok || counted[d.slot()] {
 			continue
 		}
@@ -48,8 +48,8 @@ func (s sysfs) accelerators(devs []pciDev) []wire.Accelerator {
 	return accels
 }
 
-// accelModel says what d is, if it is an accelerator.
-func (s sysfs) accelModel(d pciDev) (accelModel, bool) {
+// identify says what d is, if it is an accelerator.
+func identify(d pciDev) (accelModel, bool) {
 	if m, ok := accelModels[pciID{d.vendor, d.device}]; ok {
 		if d.vendor == vendorGoogle && d.device == 0x0027 {
 			m.model = tpuModel(d)

@@ -11,25 +11,25 @@ import (
 	"github.com/pando-wms/pando/dispatcher/wire"
 )
 
-// gpus lists the AMD (amdgpu) and Intel (i915, xe) GPUs among devs, in PCI
-// address order, indexed from first on. NVIDIA GPUs (0x10de) are NVML's.
-// A GPU counts when its driver made a render node and that node is in
-// root/dev: a GPU the pilot cannot open is not offered.
+// gpus lists the GPUs that amdgpu, i915 and xe drive among devs, in PCI
+// address order, indexed from first on; NVIDIA's are NVML's. A GPU counts
+// when its driver made a render node and that node is in root/dev: a GPU
+// the pilot cannot open is not offered. A GPU split into partitions (an
+// MI300X in CPX mode) has a render node per partition; it counts once.
 func (s sysfs) gpus(devs []pciDev, first int) []wire.GPU {
 	var gpus []wire.GPU
 	var gfx map[int]uint64 // read on the first AMD GPU
 	for _, d := range devs {
-		if d.vendor != vendorAMD && d.vendor != vendorIntel {
-			continue
-		}
+		amd := d.vendor == vendorAMD && d.driver == "amdgpu"
+		intel := d.vendor == vendorIntel && (d.driver == "i915" || d.driver == "xe")
 		render := children(filepath.Join(d.dir, "drm"), "renderD")
-		if len(render) == 0 {
-			continue // no DRM driver bound: an audio function, an NPU, an unbound card
+		if !amd && !intel || len(render) == 0 {
+			continue
 		}
 		var g wire.GPU
 		var ok bool
 		var err error
-		if d.vendor == vendorAMD {
+		if amd {
 			if gfx == nil {
 				gfx = s.kfdTargets()
 			}
@@ -40,7 +40,7 @@ func (s sysfs) gpus(devs []pciDev, first int) []wire.GPU {
 		switch {
 		case err != nil:
 			s.log.Warn("probe: skipping GPU", "addr", d.addr, "err", err)
-		case !ok:
+		case !ok: // an integrated Intel GPU, or no display function
 		case !s.hasNode("dri", render[0]):
 			s.log.Info("probe: GPU without a device node here, not offered", "addr", d.addr, "node", render[0])
 		default:
@@ -142,9 +142,8 @@ func readKFDNode(path string) (minor int, gfx uint64, err error) {
 	return minor, gfx, nil
 }
 
-// intelGPU describes an i915 or xe device of the display class (0x03),
-// which leaves out NPUs and other Intel functions. ok is false for an
-// integrated GPU: Intel wires it at 0000:00:02.0 on every chipset, and a
+// intelGPU describes an i915 or xe device. ok is false for one outside the
+// display class (0x03), and for an integrated GPU: Intel wires it at 0000:00:02.0 on every chipset, and a
 // discrete GPU there (in a VM) is kept when it reports local memory.
 func intelGPU(d pciDev) (g wire.GPU, ok bool, err error) {
 	if d.class>>16 != 0x03 {

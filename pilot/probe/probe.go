@@ -26,7 +26,7 @@ import (
 type Options struct {
 	NVML    nvml.Interface // nil: nvml.New() (the real library)
 	DiskDir string         // directory whose filesystem's free space is reported ("" : os.TempDir())
-	SysRoot string         // where the sys and dev trees read for non-NVIDIA devices are ("": "/")
+	SysRoot string         // root of the sys and dev trees read for devices NVML does not see ("": "/")
 	Logger  *slog.Logger   // nil: slog.Default()
 }
 

@@ -11,6 +11,8 @@ import (
 	"strconv"
 
 	"github.com/pando-wms/pando/dispatcher/api"
+	"github.com/pando-wms/pando/dispatcher/queue"
+	"github.com/pando-wms/pando/dispatcher/share"
 )
 
 // Submit sends a task file (YAML, or JSON, which is YAML too).
@@ -169,3 +171,69 @@ func page(q url.Values, limit int, after int64) url.Values {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// Queues lists the queues.
+func (c *Client) Queues(ctx context.Context) ([]api.Queue, error) {
+	var r []api.Queue
+	err := c.get(ctx, "/queues", nil, &r)
+	return r, err
+}
+
+// Queue returns one queue.
+func (c *Client) Queue(ctx context.Context, name string) (api.Queue, error) {
+	var r api.Queue
+	err := c.get(ctx, "/queues/"+url.PathEscape(name), nil, &r)
+	return r, err
+}
+
+// CreateQueue creates a queue; it fails if one of that name exists.
+func (c *Client) CreateQueue(ctx context.Context, q queue.Queue) (api.Queue, error) {
+	return c.sendQueue(ctx, http.MethodPost, "/queues", q)
+}
+
+// PutQueue replaces an existing queue's definition.
+func (c *Client) PutQueue(ctx context.Context, q queue.Queue) (api.Queue, error) {
+	return c.sendQueue(ctx, http.MethodPut, "/queues/"+url.PathEscape(q.Name), q)
+}
+
+func (c *Client) sendQueue(ctx context.Context, method, path string, q queue.Queue) (api.Queue, error) {
+	body, err := json.Marshal(q)
+	if err != nil {
+		return api.Queue{}, err
+	}
+	var r api.Queue
+	err = c.call(ctx, method, path, nil, "application/json", bytes.NewReader(body), &r)
+	return r, err
+}
+
+// Shares lists every share with its target and achieved fraction.
+func (c *Client) Shares(ctx context.Context) ([]share.Status, error) {
+	var r []share.Status
+	err := c.get(ctx, "/shares", nil, &r)
+	return r, err
+}
+
+// SetShare sets a share's target in percent of its parent.
+func (c *Client) SetShare(ctx context.Context, path string, target float64) ([]share.Status, error) {
+	body, err := json.Marshal(api.ShareRequest{Target: target})
+	if err != nil {
+		return nil, err
+	}
+	var r []share.Status
+	err = c.call(ctx, http.MethodPut, "/shares/"+path, nil, "application/json", bytes.NewReader(body), &r)
+	return r, err
+}
+
+// UnsetShare removes a share's target.
+func (c *Client) UnsetShare(ctx context.Context, path string) ([]share.Status, error) {
+	var r []share.Status
+	err := c.call(ctx, http.MethodDelete, "/shares/"+path, nil, "", nil, &r)
+	return r, err
+}
+
+// Why explains why a job does not run.
+func (c *Client) Why(ctx context.Context, id int64) (api.Why, error) {
+	var r api.Why
+	err := c.get(ctx, "/jobs/"+itoa(id)+"/why", nil, &r)
+	return r, err
+}
