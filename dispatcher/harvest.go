@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -41,6 +42,10 @@ func (s *Server) harvest(ss *session, m wire.Message) wire.Message {
 	}
 	switch m := m.(type) {
 	case *wire.DemandQuery:
+		if !s.broker.HasQueue(m.Queue) {
+			return &wire.Demand{Code: int(errcode.DispatcherBadQueue),
+				Message: fmt.Sprintf("unknown queue %q: an operator creates it with `pando queue create %s --kind hpc`", m.Queue, m.Queue)}
+		}
 		d := s.broker.Demand(m.Queue, wire.JobResources{Cores: m.Cores, MemoryBytes: m.MemoryBytes, WalltimeSecs: m.WalltimeSecs, GPUs: m.GPUs})
 		return &wire.Demand{Ready: d.Ready, ReadyCores: d.ReadyCores, Running: d.Running}
 	case *wire.WorkerReport:

@@ -171,8 +171,11 @@ func (h *Harvester) cycle(ctx context.Context, q QueueConfig) error {
 		return fmt.Errorf("demand: %w", err)
 	}
 	d, ok := m.(*wire.Demand)
-	if !ok || d.Code != 0 {
-		return fmt.Errorf("demand refused: %+v", m)
+	if !ok {
+		return fmt.Errorf("demand: unexpected answer %T", m)
+	}
+	if d.Code != 0 {
+		return fmt.Errorf("demand for queue %s refused: %s (code %d)", q.Name, d.Message, d.Code)
 	}
 	queued, running := h.count(q.Name)
 	// Workers that would start with nothing to do go back first.

@@ -43,6 +43,7 @@ queues:
     idle_exit: 3s
     pilot_args: [--containers, none]
 %s`, c.agents, c.tokenFile, c.caFile, filepath.Join(dir, "work"), bin(t), kind, extra))
+	c.pando("queue", "create", "hpc", "--kind", "hpc")
 	startEnv(t, "harvester", env, "harvester", "--config", conf, "--log-level", "debug")
 	id := c.submit("command: 'sleep 1'\njobs: 6\nqueue: hpc\nresources: {cores: 1, memory: 64MiB, walltime: 5m}\n")
 	peak := 0

@@ -17,6 +17,7 @@ func TestQueueRouting(t *testing.T) {
 	if code := c.waitTask(c.submit("name: plain\ncommand: [\"/bin/true\"]\n"), 30*time.Second); code != 0 {
 		t.Fatalf("queue-less task on the queue-less pilot: pando wait exit %d", code)
 	}
+	c.pando("queue", "create", "gpu")
 	id := c.submit("name: forgpu\ncommand: [\"/bin/true\"]\nqueue: gpu\nresources: {walltime: 1m}\n")
 	jobID := c.jobs(id)[0].ID
 	time.Sleep(1500 * time.Millisecond)

@@ -82,7 +82,8 @@ func (b *Broker) Why(jobID int64) (Why, bool) {
 func (b *Broker) sortedAgents() []*agentState {
 	var out []*agentState
 	for _, a := range b.agents {
-		if a.session != nil {
+		// Harvesters and edges hold sessions but take no jobs.
+		if a.session != nil && a.kind != wire.KindHarvester && a.kind != wire.KindEdge {
 			out = append(out, a)
 		}
 	}

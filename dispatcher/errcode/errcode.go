@@ -45,6 +45,7 @@ const (
 	DispatcherAgentLost Code = 3002 // the agent stopped heartbeating and did not come back
 	DispatcherStale     Code = 3003 // a report for an attempt that is no longer current
 	DispatcherAgentGone Code = 3004 // the agent reconnected without the job
+	DispatcherBadQueue  Code = 3005 // an agent's request names a queue that does not exist
 
 	// Staging: moving a job's inputs and outputs.
 	StageInFailed     Code = 4001 // an input could not be downloaded
@@ -78,6 +79,7 @@ var table = map[Code]entry{
 	DispatcherAgentLost: {"agent_lost", ClassDispatcher, true, "the agent running the job was lost"},
 	DispatcherStale:     {"stale_attempt", ClassDispatcher, false, "the attempt is no longer current"},
 	DispatcherAgentGone: {"agent_dropped_job", ClassDispatcher, true, "the agent reconnected without the job"},
+	DispatcherBadQueue:  {"bad_queue", ClassDispatcher, false, "the queue does not exist"},
 	StageInFailed:       {"stagein_failed", ClassStaging, true, "an input file could not be downloaded"},
 	StageInChecksum:     {"stagein_checksum", ClassStaging, true, "an input file did not match its recorded size or adler32"},
 	StageOutFailed:      {"stageout_failed", ClassStaging, true, "an output file could not be uploaded"},
