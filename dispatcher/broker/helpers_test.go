@@ -166,6 +166,12 @@ type taskOpts struct {
 	walltime    time.Duration
 	image       string
 	maxAttempts int
+	share       string
+	gpuModel    string
+	gpuMemory   int64
+	gpuCompute  string
+	arch        string
+	accel       string
 }
 
 // newTask makes a task and its ready jobs without handing them to the broker.
@@ -191,8 +197,9 @@ func (h *harness) newTask(o taskOpts) (store.Task, *task.Spec, []store.Job) {
 		Priority: o.priority, Jobs: o.jobs, MaxAttempts: o.maxAttempts, Created: now}
 	spec := &task.Spec{Name: "t", Command: []string{"run", "{index}"}, Image: o.image,
 		Env: map[string]string{"A": "1"}, Jobs: o.jobs, Priority: o.priority,
-		MaxAttempts: o.maxAttempts, Queue: o.queue,
-		Resources: task.Resources{Cores: o.cores, MemoryBytes: o.memory, Walltime: o.walltime, GPUs: o.gpus}}
+		MaxAttempts: o.maxAttempts, Queue: o.queue, Share: o.share,
+		Resources: task.Resources{Cores: o.cores, MemoryBytes: o.memory, Walltime: o.walltime, GPUs: o.gpus,
+			GPUModel: o.gpuModel, GPUMemory: o.gpuMemory, GPUCompute: o.gpuCompute, Arch: o.arch, Accelerator: o.accel}}
 	jobs := make([]store.Job, o.jobs)
 	for i := range jobs {
 		h.nextJob++

@@ -1,0 +1,276 @@
+package broker_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pando-wms/pando/dispatcher/broker"
+	"github.com/pando-wms/pando/dispatcher/queue"
+	"github.com/pando-wms/pando/dispatcher/wire"
+)
+
+// taskOf maps assigned job IDs to the task each belongs to, in order.
+func tasksOf(as []*wire.Assign) []int64 {
+	out := make([]int64, len(as))
+	for i, a := range as {
+		out[i] = a.TaskID
+	}
+	return out
+}
+
+// ok reports a job finished and gives its one core (and GPUs) back.
+func (a *agent) done(as *wire.Assign) {
+	a.mustReport(as, &wire.Report{})
+	a.wantW(&wire.Want{Slots: 1, Cores: as.Resources.Cores, MemoryBytes: as.Resources.MemoryBytes, GPUs: as.Resources.GPUs})
+	a.h.commit()
+}
+
+// GPU slots go to GPU work: CPU-only work fills a GPU node only while no
+// GPU work it could run waits, and a freed slot goes to waiting GPU work
+// before older, higher-priority CPU work.
+func TestGPUWorkNotStarvedByCPUWork(t *testing.T) {
+	h := newHarness(t, defaultConfig())
+	cpu, _ := h.addTask(taskOpts{jobs: 100, priority: 100})
+	a := h.connect("gpu-node", "")
+	a.wantW(&wire.Want{Slots: 8, Cores: 8, MemoryBytes: 8 * gib, GPUs: 4})
+	h.commit()
+	first := a.assigns()
+	if len(first) != 8 {
+		t.Fatalf("with no GPU work the GPU node got %d CPU jobs, want 8 (backfill)", len(first))
+	}
+	gpu, gpuIDs := h.addTask(taskOpts{jobs: 6, gpus: 1})
+	h.addTask(taskOpts{jobs: 3, gpus: 1, gpuModel: "H100"}) // fits no GPU here: must not block CPU work
+	h.commit()
+	if got := a.assigns(); len(got) != 0 {
+		t.Fatalf("assigned %v with no free slot", jobIDs(got))
+	}
+	var gotGPU []int64
+	for _, as := range first {
+		a.done(as)
+		for _, n := range a.assigns() {
+			if n.TaskID == cpu.ID {
+				if len(gotGPU) < 4 {
+					t.Fatalf("a freed slot went to CPU work while GPU work waited (GPU jobs so far %v)", gotGPU)
+				}
+			} else {
+				gotGPU = append(gotGPU, n.JobID)
+			}
+		}
+	}
+	if len(gotGPU) != 4 || gotGPU[0] != gpuIDs[0] {
+		t.Fatalf("GPU jobs assigned %v, want the first 4 of %v (task %d) as slots freed", gotGPU, gpuIDs, gpu.ID)
+	}
+	// Every GPU is busy: the remaining slots may run CPU work meanwhile.
+	plain := h.hello("cpu-node", "")
+	plain.Resources.GPUs = nil
+	b := h.connectHello(plain)
+	b.want(4)
+	h.commit()
+	if got := b.assigns(); len(got) != 4 || got[0].TaskID != cpu.ID {
+		t.Fatalf("a node without GPUs got %v, want 4 CPU jobs", tasksOf(got))
+	}
+}
+
+// Inside a share: priority first, then age; with aging, old low-priority
+// work eventually passes newer high-priority work.
+func TestPriorityAndAgingInsideShare(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.Aging = time.Minute
+	h := newHarness(t, cfg)
+	low, _ := h.addTask(taskOpts{priority: 1})
+	h.clk.Advance(time.Second)
+	high, _ := h.addTask(taskOpts{priority: 9})
+	mid, _ := h.addTask(taskOpts{priority: 5})
+	a := h.connect("a", "")
+	a.want(3)
+	h.commit()
+	if got, want := tasksOf(a.assigns()), []int64{high.ID, mid.ID, low.ID}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want priority order %v", got, want)
+	}
+	old, _ := h.addTask(taskOpts{priority: 0})
+	h.clk.Advance(30 * time.Minute) // old has gained 30 points
+	fresh, _ := h.addTask(taskOpts{priority: 20})
+	a.want(2)
+	h.commit()
+	if got, want := tasksOf(a.assigns()), []int64{old.ID, fresh.ID}; !slices.Equal(got, want) {
+		t.Fatalf("order %v, want the aged task first %v", got, want)
+	}
+}
+
+// Between shares, the one furthest below its target goes first, whatever
+// the priorities inside them.
+func TestSharesBeforePriority(t *testing.T) {
+	h := newHarness(t, defaultConfig())
+	if err := h.b.SetShare("a", 75); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.b.SetShare("b", 25); err != nil {
+		t.Fatal(err)
+	}
+	ta, _ := h.addTask(taskOpts{jobs: 100, share: "a"})
+	tb, _ := h.addTask(taskOpts{jobs: 100, share: "b", priority: 1000})
+	a := h.connect("a", "")
+	a.want(8)
+	h.commit()
+	n := map[int64]int{}
+	for _, as := range a.assigns() {
+		n[as.TaskID]++
+	}
+	if n[ta.ID] != 6 || n[tb.ID] != 2 {
+		t.Fatalf("8 slots went %d to a (75%%) and %d to b (25%%), want 6 and 2", n[ta.ID], n[tb.ID])
+	}
+}
+
+// Queue limits, statuses and served shares apply to the next assignment.
+func TestQueuePolicy(t *testing.T) {
+	h := newHarness(t, defaultConfig())
+	h.b.PutQueue(queue.Queue{Name: "grid", Kind: queue.Grid, Status: queue.Online, MaxRunning: 2})
+	ids := func(o taskOpts) []int64 { _, x := h.addTask(o); return x }
+	anyQ := ids(taskOpts{jobs: 5})
+	a := h.connect("a", "grid")
+	a.want(8)
+	h.commit()
+	got := a.assigns()
+	if len(got) != 2 {
+		t.Fatalf("max_running 2: assigned %d", len(got))
+	}
+	a.done(got[0])
+	if n := len(a.assigns()); n != 1 {
+		t.Fatalf("after one ended: assigned %d, want 1", n)
+	}
+	// test: only work that names the queue.
+	h.b.PutQueue(queue.Queue{Name: "grid", Kind: queue.Grid, Status: queue.Test})
+	h.commit()
+	if got := a.assigns(); len(got) != 0 {
+		t.Fatalf("test queue took queueless work %v", jobIDs(got))
+	}
+	named := ids(taskOpts{queue: "grid"})
+	h.commit()
+	if got := jobIDs(a.assigns()); !equalIDs(got, named) {
+		t.Fatalf("test queue got %v, want its own %v", got, named)
+	}
+	// draining: nothing new.
+	h.b.PutQueue(queue.Queue{Name: "grid", Kind: queue.Grid, Status: queue.Draining})
+	ids(taskOpts{queue: "grid"})
+	h.commit()
+	if got := a.assigns(); len(got) != 0 {
+		t.Fatalf("draining queue got %v", jobIDs(got))
+	}
+	// online again, serving only share prod: work of the default share
+	// (its own waiting job, the queueless ones) stays, prod work goes.
+	h.b.PutQueue(queue.Queue{Name: "grid", Kind: queue.Grid, Status: queue.Online, Shares: []string{"prod"}})
+	h.commit()
+	if got := a.assigns(); len(got) != 0 {
+		t.Fatalf("queue serving prod got default-share work %v", jobIDs(got))
+	}
+	_ = h.b.SetShare("prod/mc", 50)
+	prod := ids(taskOpts{share: "prod/mc"})
+	h.commit()
+	if got := jobIDs(a.assigns()); !equalIDs(got, prod) {
+		t.Fatalf("queue serving prod got %v, want %v (and none of %v)", got, prod, anyQ)
+	}
+	// offline: idle agents are refused, with a reason that says so.
+	h.b.PutQueue(queue.Queue{Name: "grid", Kind: queue.Grid, Status: queue.Offline})
+	_, err := h.b.Connect(h.hello("b", "grid"), newSession(h.clk.Now()))
+	if !errors.Is(err, broker.ErrBadQueue) || !strings.Contains(err.Error(), "offline") {
+		t.Fatalf("idle agent of an offline queue: %v", err)
+	}
+	_, err = h.b.Connect(h.hello("c", "nowhere"), newSession(h.clk.Now()))
+	if !errors.Is(err, broker.ErrBadQueue) || !strings.Contains(err.Error(), "pando queue create nowhere") {
+		t.Fatalf("agent of an unknown queue: %v", err)
+	}
+}
+
+// GPU model, memory, compute capability, accelerators and architecture
+// must fit what the agent's node reported.
+func TestResourceConstraints(t *testing.T) {
+	h := newHarness(t, defaultConfig())
+	hello := h.hello("h100", "")
+	hello.Resources.Arch = "amd64"
+	hello.Resources.GPUs = []wire.GPU{{Model: "NVIDIA H100 80GB HBM3", Vendor: "nvidia", MemoryBytes: 80 * gib, ComputeMajor: 9}}
+	hello.Resources.Accelerators = []wire.Accelerator{{Kind: "fpga", Model: "Alveo U250", Count: 1}}
+	a := h.connectHello(hello)
+	for _, c := range []struct {
+		name string
+		o    taskOpts
+		fits bool
+	}{
+		{"model", taskOpts{gpus: 1, gpuModel: "H100"}, true},
+		{"model miss", taskOpts{gpus: 1, gpuModel: "^A100"}, false},
+		{"memory", taskOpts{gpus: 1, gpuMemory: 40 * gib}, true},
+		{"memory miss", taskOpts{gpus: 1, gpuMemory: 96 * gib}, false},
+		{"compute", taskOpts{gpus: 1, gpuCompute: "8.6"}, true},
+		{"compute miss", taskOpts{gpus: 1, gpuCompute: "10.0"}, false},
+		{"two gpus", taskOpts{gpus: 2}, false},
+		{"fpga", taskOpts{accel: "fpga"}, true},
+		{"tpu", taskOpts{accel: "tpu"}, false},
+		{"arch alias", taskOpts{arch: "x86_64"}, true},
+		{"arch miss", taskOpts{arch: "arm64"}, false},
+	} {
+		_, ids := h.addTask(c.o)
+		a.wantW(&wire.Want{Slots: 1, Cores: 1, MemoryBytes: gib, GPUs: 2})
+		h.commit()
+		got := a.assigns()
+		if c.fits != (len(got) == 1) {
+			t.Errorf("%s: assigned %v, want fits=%v", c.name, jobIDs(got), c.fits)
+		}
+		if !c.fits {
+			why, _ := h.b.Why(ids[0])
+			if len(why.Agents) != 1 || why.Agents[0].Fits || why.Agents[0].Reason == "" {
+				t.Errorf("%s: why = %+v", c.name, why)
+			}
+			h.b.KillJob(ids[0], "test")
+		}
+		for _, as := range got {
+			a.done(as)
+			a.assigns()
+		}
+		a.wantW(&wire.Want{Slots: -1, Cores: -1, MemoryBytes: -gib, GPUs: -2}) // take back the unused credit
+	}
+}
+
+// Why names the constraint that rules out each queue and agent.
+func TestWhy(t *testing.T) {
+	h := newHarness(t, defaultConfig())
+	h.b.PutQueue(queue.Queue{Name: "full", Kind: queue.Grid, Status: queue.Online, MaxRunning: 1})
+	h.b.PutQueue(queue.Queue{Name: "drained", Kind: queue.Grid, Status: queue.Draining})
+	busy := h.connect("busy", "full")
+	busy.want(1)
+	h.addTask(taskOpts{})
+	h.commit()
+	busy.assigns()
+	busy.want(1)
+	short := h.hello("short", "")
+	short.Deadline = h.clk.Now().Add(10 * time.Minute).Unix()
+	s := h.connectHello(short)
+	s.want(1)
+	_, ids := h.addTask(taskOpts{walltime: time.Hour, gpus: 1, gpuModel: "A100"})
+	h.commit()
+	why, ok := h.b.Why(ids[0])
+	if !ok || why.State != "ready" {
+		t.Fatalf("why = %+v, %v", why, ok)
+	}
+	reasons := map[string]string{}
+	for _, l := range append(why.Queues, why.Agents...) {
+		reasons[l.Name] = l.Reason
+	}
+	for name, want := range map[string]string{
+		"drained":    "draining",
+		"full":       "limit of 1 running",
+		"name-busy":  "limit of 1 running",
+		"name-short": "walltime too long",
+	} {
+		if !strings.Contains(reasons[name], want) {
+			t.Errorf("why for %s = %q, want it to say %q", name, reasons[name], want)
+		}
+	}
+	if !strings.Contains(why.Summary, "share default") {
+		t.Errorf("summary %q does not say where the share stands", why.Summary)
+	}
+	if _, ok := h.b.Why(999); ok {
+		t.Error("why for an unknown job")
+	}
+}
