@@ -67,6 +67,7 @@ temporary directory is used, with durable state as in production.`,
 	f.IntVar(&cfg.Jobs, "jobs", 100000, "jobs to run")
 	f.IntVar(&cfg.Slots, "slots", 4, "concurrent jobs per agent")
 	f.IntVar(&cfg.TaskSize, "task-size", 100, "jobs per submitted task")
+	f.BoolVar(&cfg.Policy, "policy", false, "scheduling policy on: a queue with limits, three shares in two levels, an architecture constraint")
 	f.StringVar(&cfg.Dispatcher, "dispatcher", "", "agents address of a running dispatcher (default: an in-process one)")
 	f.StringVar(&tokenFile, "token-file", "", "with --dispatcher: an admin token file (agents and submissions)")
 	f.StringVar(&caFile, "ca-file", "", "with --dispatcher: its CA file")

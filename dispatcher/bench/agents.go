@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,7 @@ type simAgent struct {
 type run struct {
 	token   string
 	slots   int
+	queue   string // the queue agents join ("": default)
 	done    atomic.Int64
 	target  int64
 	latMu   sync.Mutex
@@ -160,7 +162,7 @@ func handshake(ctx context.Context, conn *quic.Conn, name string, r *run) (*simA
 	a := &simAgent{name: name, conn: conn, ctrl: wire.NewWriter(st), run: r}
 	rd := wire.NewReader(st, 0)
 	hello := &wire.Hello{Version: wire.Version, Kind: wire.KindBench, Name: name, AgentID: name, Token: r.token,
-		Resources: wire.Resources{Cores: r.slots, MemoryBytes: int64(r.slots) << 30}}
+		Queue: r.queue, Resources: wire.Resources{Cores: r.slots, MemoryBytes: int64(r.slots) << 30, Arch: runtime.GOARCH}}
 	if err := a.ctrl.Write(hello); err != nil {
 		return nil, fmt.Errorf("%s: hello: %w", name, err)
 	}

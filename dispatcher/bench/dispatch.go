@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/pando-wms/pando/dispatcher"
 	"github.com/pando-wms/pando/dispatcher/api/client"
 	"github.com/pando-wms/pando/dispatcher/pki"
+	"github.com/pando-wms/pando/dispatcher/queue"
 	"github.com/pando-wms/pando/dispatcher/wire"
 	"github.com/pando-wms/pando/dispatcher/workers"
 )
@@ -26,6 +28,11 @@ type DispatchConfig struct {
 	Jobs     int
 	Slots    int // concurrent jobs per agent (default 4)
 	TaskSize int // jobs per submitted task (default 100)
+	// Policy turns scheduling policy on: agents join a queue with limits,
+	// tasks spread over three shares in two levels (prod/mc, prod/reco,
+	// analysis) and ask for an architecture, so that every assignment
+	// walks the share tree and checks the constraints.
+	Policy bool
 	// Remote dispatcher; empty runs one in-process on a temporary directory.
 	Dispatcher string // agents' HOST:PORT
 	Server     string // API URL
@@ -46,6 +53,7 @@ type DispatchResult struct {
 	ConnectSec float64 `json:"connect_seconds"`
 	Errors     int64   `json:"errors"`
 	Redials    int64   `json:"redials"`
+	Policy     bool    `json:"policy"`
 }
 
 // Dispatch runs the dispatch benchmark.
@@ -75,7 +83,12 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 	}
 	pctx, stopPool := context.WithCancel(ctx)
 	defer stopPool()
-	r := &run{token: cfg.Token, slots: cfg.Slots, target: int64(cfg.Jobs), lat: &latencies{}, allDone: make(chan struct{}),
+	if cfg.Policy {
+		if err := setPolicy(ctx, api, cfg); err != nil {
+			return nil, err
+		}
+	}
+	r := &run{token: cfg.Token, slots: cfg.Slots, queue: queueOf(cfg), target: int64(cfg.Jobs), lat: &latencies{}, allDone: make(chan struct{}),
 		pool: workers.New(pctx, time.Second)}
 	hbCtx, stopHB := context.WithCancel(ctx)
 	hbDone := make(chan struct{})
@@ -107,8 +120,36 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 	q := r.lat.quantiles(0.5, 0.99, 0.999)
 	return &DispatchResult{Agents: cfg.Agents, Jobs: cfg.Jobs, Seconds: el.Seconds(),
 		JobsPerSec: float64(cfg.Jobs) / el.Seconds(), P50ms: q[0], P99ms: q[1], P999ms: q[2],
-		ConnectSec: connect.Seconds(), Errors: r.errs.Load(), Redials: r.refused.Load()}, nil
+		ConnectSec: connect.Seconds(), Errors: r.errs.Load(), Redials: r.refused.Load(), Policy: cfg.Policy}, nil
 }
+
+// benchShares are the shares of --policy runs, with their targets; the
+// leaves take the tasks in turn.
+var benchShares = []struct {
+	path   string
+	target float64
+}{{"prod", 80}, {"prod/mc", 62.5}, {"prod/reco", 37.5}, {"analysis", 20}}
+
+var benchLeaves = []string{"prod/mc", "prod/reco", "analysis"}
+
+// setPolicy creates the bench queue and shares.
+func setPolicy(ctx context.Context, api *client.Client, cfg DispatchConfig) error {
+	_, err := api.CreateQueue(ctx, queue.Queue{Name: benchQueue, Kind: queue.Grid, Status: queue.Online,
+		MaxRunning: 10 * cfg.Agents * cfg.Slots, MaxCores: 10 * cfg.Agents * cfg.Slots,
+		Shares: []string{"prod", "analysis"}, Labels: map[string]string{"bench": "dispatch"}})
+	if err != nil {
+		return fmt.Errorf("bench: create queue: %w", err)
+	}
+	for _, s := range benchShares {
+		if _, err := api.SetShare(ctx, s.path, s.target); err != nil {
+			return fmt.Errorf("bench: set share %s: %w", s.path, err)
+		}
+	}
+	return nil
+}
+
+// benchQueue is the queue --policy agents join.
+const benchQueue = "bench"
 
 // submitAll submits the jobs as tasks from a few concurrent submitters (a
 // submission returns once durable), keeping the backlog of unfinished jobs
@@ -135,6 +176,10 @@ func submitAll(ctx context.Context, api *client.Client, r *run, cfg DispatchConf
 					return nil
 				}
 				spec := fmt.Sprintf("name: bench\ncommand: [\"/bin/true\"]\njobs: %d\nresources: {cores: 1, memory: 64MiB, walltime: 10m}\n", n)
+				if cfg.Policy {
+					spec += fmt.Sprintf("queue: %s\nshare: %s\npriority: %d\nresources: {cores: 1, memory: 64MiB, walltime: 10m, arch: %s}\n",
+						benchQueue, benchLeaves[int(end/int64(cfg.TaskSize))%len(benchLeaves)], end%7, runtime.GOARCH)
+				}
 				if _, err := api.Submit(gctx, []byte(spec)); err != nil {
 					return fmt.Errorf("bench: submit: %w", err)
 				}
@@ -142,6 +187,13 @@ func submitAll(ctx context.Context, api *client.Client, r *run, cfg DispatchConf
 		})
 	}
 	return g.Wait()
+}
+
+func queueOf(cfg DispatchConfig) string {
+	if cfg.Policy {
+		return benchQueue
+	}
+	return ""
 }
 
 // startLocal runs a dispatcher in-process on a temporary directory.
