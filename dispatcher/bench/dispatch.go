@@ -175,10 +175,12 @@ func submitAll(ctx context.Context, api *client.Client, r *run, cfg DispatchConf
 				if n <= 0 {
 					return nil
 				}
-				spec := fmt.Sprintf("name: bench\ncommand: [\"/bin/true\"]\njobs: %d\nresources: {cores: 1, memory: 64MiB, walltime: 10m}\n", n)
+				spec := fmt.Sprintf("name: bench\ncommand: [\"/bin/true\"]\njobs: %d\n", n)
 				if cfg.Policy {
 					spec += fmt.Sprintf("queue: %s\nshare: %s\npriority: %d\nresources: {cores: 1, memory: 64MiB, walltime: 10m, arch: %s}\n",
 						benchQueue, benchLeaves[int(end/int64(cfg.TaskSize))%len(benchLeaves)], end%7, runtime.GOARCH)
+				} else {
+					spec += "resources: {cores: 1, memory: 64MiB, walltime: 10m}\n"
 				}
 				if _, err := api.Submit(gctx, []byte(spec)); err != nil {
 					return fmt.Errorf("bench: submit: %w", err)
