@@ -2,7 +2,10 @@ package test
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +106,42 @@ func TestShareBorrowAndGiveBack(t *testing.T) {
 	if len(ready) < 100 {
 		t.Errorf("b's 40 jobs finished when only %d of a's 600 were still waiting: b was not served first", len(ready))
 	}
+
+	// Prometheus sees the same.
+	m := c.metrics()
+	for _, want := range []string{
+		`pando_jobs_running{queue="default",share="a"} 8`,
+		`pando_jobs_finished_total{queue="default",share="b"} 40`,
+		`pando_share_target_percent{share="b"} 50`,
+		`pando_agents_connected{kind="pilot",queue="default"} 2`,
+		`pando_dispatch_latency_seconds_count`,
+		`pando_jobs_ready{queue="any",share="a"}`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// metrics reads the dispatcher's /metrics with the admin token.
+func (c *cluster) metrics() string {
+	c.t.Helper()
+	tok, err := os.ReadFile(c.tokenFile)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+c.http+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		c.t.Fatalf("GET /metrics: %d %s", resp.StatusCode, body)
+	}
+	return string(body)
 }
 
 // Operators change queues and shares while the dispatcher runs: a drained
