@@ -60,12 +60,28 @@ type Spec struct {
 	WorkDir string            // host directory: the payload's cwd, at the same path in a container
 	Mounts  []Mount
 	Limits  Limits
-	GPUs    []string // UUIDs of the GPUs given to the job; no others are visible where enforceable
-	Network bool     // false: no network, where the runtime can enforce it
+	GPUs    []GPU // the GPUs given to the job, all of one vendor; no others are visible where enforceable
+	Network bool  // false: no network, where the runtime can enforce it
 
 	// Stdout and Stderr receive the payload's output as it arrives. Nil discards it. They may be
 	// the same writer; otherwise they are written from different goroutines.
 	Stdout, Stderr io.Writer
+}
+
+// GPU is one GPU given to the payload, named as its vendor's software names it.
+type GPU struct {
+	Vendor string // "nvidia", "amd" or "intel"
+	// ID selects it in its vendor's visibility variable on the host. NVIDIA: its UUID
+	// ("GPU-…"), or its NVML index where it has none. AMD: "GPU-" and its unique_id, or where
+	// it has none its index among the node's AMD GPUs in ROCm's (KFD's) order. Intel: its index
+	// among the node's Level Zero devices, cards as devices (ZE_FLAT_DEVICE_HIERARCHY=COMPOSITE).
+	ID string
+	// FlatIDs are, for Intel, the Level Zero indexes of its tiles, tiles as devices (the FLAT
+	// and COMBINED hierarchies); one for a card of one tile.
+	FlatIDs []string
+	// Devices are the host device nodes a container needs to use it (/dev/kfd,
+	// /dev/dri/renderD128, /dev/dri/card1). None for NVIDIA: a CDI name stands for them.
+	Devices []string
 }
 
 // Exit is how the payload ended.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +19,9 @@ import (
 
 // killGrace is how long a payload has between SIGTERM and SIGKILL.
 const killGrace = 10 * time.Second
+
+// sysRoot is where NameGPUs finds the node's sysfs and dev trees.
+const sysRoot = "/"
 
 // job is one attempt the pilot runs or still has to report.
 type job struct {
@@ -82,7 +84,7 @@ func (p *Pilot) start(ctx context.Context, a *wire.Assign) {
 	p.jobs[key] = j
 	p.usedCPU += a.Resources.Cores
 	p.usedMem += a.Resources.MemoryBytes
-	j.gpus = p.takeGPUs(a.Resources.GPUs)
+	j.gpus = p.takeGPUs(a.Resources)
 	p.jobsWG.Add(1)
 	p.mu.Unlock()
 	go func() {
@@ -110,19 +112,15 @@ func (p *Pilot) runJob(ctx context.Context, j *job) {
 	p.wake()
 }
 
-// takeGPUs marks n free GPUs as held and returns their indexes. Credit keeps
-// the dispatcher from assigning more than are free, so a shortfall is a bug
-// and is caught by execute, which refuses to start the job.
-func (p *Pilot) takeGPUs(n int) []int {
-	var got []int
-	for i := range p.gpuHeld {
-		if len(got) == n {
-			break
-		}
-		if !p.gpuHeld[i] {
-			p.gpuHeld[i] = true
-			got = append(got, i)
-		}
+// takeGPUs marks the GPUs r asks for as held and returns their indexes:
+// free ones of one vendor that fit r (see PickGPUs), or none. Credit keeps
+// the dispatcher from assigning more GPUs than are free, but it counts GPUs
+// of every vendor and model together, so a shortfall can happen; execute
+// refuses to start the job then.
+func (p *Pilot) takeGPUs(r wire.JobResources) []int {
+	got := PickGPUs(p.cfg.Resources.GPUs, p.gpuHeld, r)
+	for _, i := range got {
+		p.gpuHeld[i] = true
 	}
 	return got
 }
@@ -137,19 +135,6 @@ func (p *Pilot) freeGPUs() int {
 	return n
 }
 
-// gpuIDs names GPUs as the runtimes expect: by UUID, by index when the probe found none.
-func (p *Pilot) gpuIDs(idx []int) []string {
-	ids := make([]string, len(idx))
-	for k, i := range idx {
-		g := p.cfg.Resources.GPUs[i]
-		ids[k] = g.UUID
-		if ids[k] == "" {
-			ids[k] = strconv.Itoa(g.Index)
-		}
-	}
-	return ids
-}
-
 // execute runs the payload to its end and returns the report to deliver.
 func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 	rep := &wire.Report{StartUnixNano: time.Now().UnixNano()}
@@ -162,7 +147,12 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 		return failWith(errcode.PilotWorkdir, err)
 	}
 	if len(j.gpus) != j.a.Resources.GPUs {
-		return failWith(errcode.PilotStartFailed, fmt.Errorf("job needs %d GPUs, only %d free", j.a.Resources.GPUs, len(j.gpus)))
+		return failWith(errcode.PilotStartFailed, fmt.Errorf("job needs %d GPUs of one vendor that fit it, and not that many are free", j.a.Resources.GPUs))
+	}
+	gpus, err := NameGPUs(sysRoot, p.cfg.Resources.GPUs, j.gpus)
+	if err != nil {
+		// The process runtime can still name them; a container runtime refuses a GPU without device nodes.
+		p.log.Warn("GPU device nodes not found", "job", j.a.JobID, "err", err)
 	}
 	var staged *stagedInputs
 	if len(j.a.Inputs) > 0 {
@@ -178,7 +168,7 @@ func (p *Pilot) execute(ctx context.Context, j *job) *wire.Report {
 		}
 	}
 	p.emit(ctx, j, &wire.JobState{Phase: wire.PhaseRunning, UnixNano: time.Now().UnixNano()})
-	spec := PayloadSpec(fmt.Sprintf("pando-%d-%d-%s", j.a.JobID, j.a.Attempt, p.id[:8]), j.a, j.dir, p.gpuIDs(j.gpus))
+	spec := PayloadSpec(fmt.Sprintf("pando-%d-%d-%s", j.a.JobID, j.a.Attempt, p.id[:8]), j.a, j.dir, gpus)
 	if staged != nil {
 		spec.Env["PANDO_INPUT_DIR"] = staged.dir
 		spec.Env["PANDO_INPUTS"] = strings.Join(staged.names, ",")

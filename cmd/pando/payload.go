@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -104,7 +106,7 @@ func runPayload(ctx context.Context, a *wire.Assign, workdir, socket string, kee
 	} else if err := os.MkdirAll(workdir, 0o700); err != nil {
 		return fmt.Errorf("--workdir: %w", err)
 	}
-	gpus, err := localGPUs(ctx, a.Resources.GPUs, log)
+	gpus, err := localGPUs(ctx, a.Resources, log)
 	if err != nil {
 		return err
 	}
@@ -174,30 +176,44 @@ func walltimeText(secs int64) string {
 	return (time.Duration(secs) * time.Second).String()
 }
 
-// localGPUs picks n of this node's GPUs, as a pilot would give them.
-func localGPUs(ctx context.Context, n int, log *slog.Logger) ([]string, error) {
-	if n == 0 {
+// localGPUs picks the GPUs r asks for among this node's, as a pilot would give them.
+func localGPUs(ctx context.Context, r wire.JobResources, log *slog.Logger) ([]containers.GPU, error) {
+	if r.GPUs == 0 {
 		return nil, nil
 	}
 	res, err := probe.Probe(ctx, probe.Options{Logger: log})
 	if err != nil {
 		return nil, err
 	}
-	if len(res.GPUs) < n {
-		return nil, fmt.Errorf("the job needs %d GPUs and this node has %d", n, len(res.GPUs))
+	idx := pilot.PickGPUs(res.GPUs, nil, r)
+	if idx == nil {
+		return nil, fmt.Errorf("the job needs %d GPUs of one vendor that fit it, and this node's are %s", r.GPUs, gpuSummary(res.GPUs))
 	}
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = res.GPUs[i].UUID
+	gpus, err := pilot.NameGPUs("/", res.GPUs, idx)
+	if err != nil {
+		log.Warn("GPU device nodes not found: a container cannot be given them", "err", err)
 	}
-	return ids, nil
+	return gpus, nil
+}
+
+// gpuSummary is "none" or the node's GPUs, e.g. "0 (nvidia NVIDIA H100), 1 (amd AMD Instinct MI300X)".
+func gpuSummary(gpus []wire.GPU) string {
+	if len(gpus) == 0 {
+		return "none"
+	}
+	var parts []string
+	for _, g := range gpus {
+		parts = append(parts, fmt.Sprintf("%d (%s %s)", g.Index, cmp.Or(g.Vendor, "nvidia"), g.Model))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // checkScript prints what a payload would find in the image, one key=value per line.
 const checkScript = `. /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-${NAME:-unknown}}"
 echo "user=$(id -un 2>/dev/null || id -u) (uid $(id -u))"
 for s in /bin/bash /bin/sh /bin/ash /bin/zsh; do [ -x "$s" ] && echo "shell=$s"; done
-n=0; for d in /dev/nvidia[0-9]*; do [ -e "$d" ] && n=$((n+1)); done; echo "gpus=$n"
+n=0; for d in /dev/nvidia[0-9]*; do [ -e "$d" ] && n=$((n+1)); done
+[ "$n" = 0 ] && for d in /dev/dri/renderD*; do [ -e "$d" ] && n=$((n+1)); done; echo "gpus=$n"
 echo "arch=$(uname -m)"`
 
 func newPayloadCheckCmd() *cobra.Command {
@@ -209,7 +225,8 @@ func newPayloadCheckCmd() *cobra.Command {
 		Use:   "check IMAGE",
 		Short: "Start an image as a pilot would and report its OS, user, shells and the GPUs it would see",
 		Long: `Starts IMAGE (a name, or oci-archive:/path and docker-archive:/path) in podman
-with this node's GPUs given as a pilot gives them (by CDI name), and reports
+with this node's GPUs given as a pilot gives them (NVIDIA's by CDI name, AMD's
+and Intel's by device node), and reports
 the OS, the user the payload runs as, the shells present and how many GPU
 devices the payload sees.`,
 		Args: cobra.ExactArgs(1),
@@ -233,9 +250,14 @@ devices the payload sees.`,
 				return err
 			}
 			defer os.RemoveAll(dir)
-			var gpus []string
-			for _, g := range res.GPUs {
-				gpus = append(gpus, g.UUID)
+			all := make([]int, len(res.GPUs))
+			for i := range all {
+				all[i] = i
+			}
+			gpus, err := pilot.NameGPUs("/", res.GPUs, all)
+			if err != nil {
+				log.Warn("GPU device nodes not found", "err", err)
+				gpus = slices.DeleteFunc(gpus, func(g containers.GPU) bool { return g.Vendor != "nvidia" && len(g.Devices) == 0 })
 			}
 			a := &wire.Assign{Command: []string{"/bin/sh", "-c", checkScript}, Image: args[0],
 				Resources: wire.JobResources{Cores: 1, MemoryBytes: 256 << 20}}

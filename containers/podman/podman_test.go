@@ -63,7 +63,7 @@ func TestSpecIsolation(t *testing.T) {
 		Env:    map[string]string{"A": "1"},
 		Mounts: []containers.Mount{{Source: "/cache/in", Target: "/cache/in", ReadOnly: true}},
 		Limits: containers.Limits{Cores: 2, MemoryBytes: 1 << 30, PIDs: 100},
-		GPUs:   []string{"GPU-a", "GPU-b"}}
+		GPUs:   []containers.GPU{{Vendor: "nvidia", ID: "GPU-a"}, {Vendor: "nvidia", ID: "GPU-b"}}}
 	g, err := generate(s, "img")
 	if err != nil {
 		t.Fatal(err)

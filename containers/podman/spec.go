@@ -50,10 +50,8 @@ func generate(s containers.Spec, image string) (*specgen.SpecGenerator, error) {
 		}
 		g.Mounts = append(g.Mounts, bind(m.Source, m.Target, m.ReadOnly))
 	}
-	for _, id := range s.GPUs {
-		// A CDI name: the NVIDIA container toolkit's spec maps it to the
-		// device nodes and libraries of exactly that GPU.
-		g.Devices = append(g.Devices, rspec.LinuxDevice{Path: "nvidia.com/gpu=" + id})
+	if err := gpuDevices(g, s.GPUs); err != nil {
+		return nil, err
 	}
 	if !s.Network {
 		g.NetNS = specgen.Namespace{NSMode: specgen.NoNetwork}
@@ -63,6 +61,49 @@ func generate(s containers.Spec, image string) (*specgen.SpecGenerator, error) {
 	g.ResourceLimits = limits(s.Limits)
 	return g, nil
 }
+
+// gpuDevices gives the container its GPUs and nothing else of the host's. An NVIDIA GPU goes
+// by CDI name: the NVIDIA container toolkit's spec maps it to the device nodes and libraries of
+// exactly that GPU. AMD and Intel GPUs go by device node, as ROCm and Intel document for
+// containers (--device /dev/kfd --device /dev/dri/renderD128): their user-space stack is in the
+// image, and AMD's CDI specs (amd.com/gpu=N) need the AMD container toolkit on the node. ROCm
+// shows only the GPUs whose render nodes the container may open, Level Zero only those
+// present. Device nodes belong to the render and video groups: the supplementary groups of the
+// podman service, which the pilot starts as its own user, are kept (podman's --group-add
+// keep-groups, which its CLI refuses remotely only because a remote service's groups are not the
+// caller's); a rootless container cannot open the nodes without them.
+func gpuDevices(g *specgen.SpecGenerator, gpus []containers.GPU) error {
+	seen := map[string]bool{}
+	nodes := false
+	for _, gpu := range gpus {
+		switch {
+		case gpu.Vendor == "nvidia":
+			g.Devices = append(g.Devices, rspec.LinuxDevice{Path: "nvidia.com/gpu=" + gpu.ID})
+		case len(gpu.Devices) == 0:
+			return fmt.Errorf("%w: no device nodes known for %s GPU %s", containers.ErrInvalidSpec, gpu.Vendor, gpu.ID)
+		}
+		for _, d := range gpu.Devices {
+			if !filepath.IsAbs(d) || !strings.HasPrefix(filepath.Clean(d), "/dev/") {
+				return fmt.Errorf("%w: GPU device node %q is not under /dev", containers.ErrInvalidSpec, d)
+			}
+			if !seen[d] {
+				seen[d], nodes = true, true
+				g.Devices = append(g.Devices, rspec.LinuxDevice{Path: d})
+			}
+		}
+	}
+	if nodes {
+		if g.Annotations == nil {
+			g.Annotations = map[string]string{}
+		}
+		g.Annotations[keepGroups] = "1"
+	}
+	return nil
+}
+
+// keepGroups is the OCI runtime annotation behind podman's --group-add keep-groups (crun honours
+// it; podman's define.RunOCIKeepOriginalGroups).
+const keepGroups = "run.oci.keep_original_groups"
 
 func bind(src, dst string, ro bool) rspec.Mount {
 	mode := "rw"

@@ -69,14 +69,7 @@ func environ(s containers.Spec) map[string]string {
 	}
 	env := map[string]string{"PATH": path, "HOME": s.WorkDir, "TMPDIR": s.WorkDir, "LANG": "C.UTF-8"}
 	maps.Copy(env, s.Env)
-	// After Spec.Env: the assignment is authoritative, a template must not widen it.
-	// A job given no GPUs gets none: CUDA reads an empty list as "no device",
-	// the NVIDIA container toolkit reads "void" so.
-	gpus := strings.Join(s.GPUs, ",")
-	env["CUDA_VISIBLE_DEVICES"], env["NVIDIA_VISIBLE_DEVICES"] = gpus, gpus
-	if gpus == "" {
-		env["NVIDIA_VISIBLE_DEVICES"] = "void"
-	}
+	gpuEnv(env, s.GPUs)
 	return env
 }
 

@@ -107,14 +107,15 @@ func TestEnvironment(t *testing.T) {
 	c := run(t, New(quiet()), containers.Spec{
 		Command: []string{"env"}, WorkDir: wd, Stdout: &out,
 		Env:  map[string]string{"JOB": "42", "CUDA_VISIBLE_DEVICES": "all", "LANG": "en_US.UTF-8"},
-		GPUs: []string{"GPU-a", "GPU-b"},
+		GPUs: []containers.GPU{{Vendor: "nvidia", ID: "GPU-a"}, {Vendor: "nvidia", ID: "GPU-b"}},
 	})
 	wait(t, c)
 	got := strings.Split(strings.TrimSpace(out.String()), "\n")
 	slices.Sort(got)
 	want := []string{
-		"CUDA_VISIBLE_DEVICES=GPU-a,GPU-b", "HOME=" + wd, "JOB=42", "LANG=en_US.UTF-8",
-		"NVIDIA_VISIBLE_DEVICES=GPU-a,GPU-b", "PATH=/usr/bin:/bin", "TMPDIR=" + wd,
+		"CUDA_VISIBLE_DEVICES=GPU-a,GPU-b", "HIP_VISIBLE_DEVICES=-1", "HOME=" + wd, "JOB=42", "LANG=en_US.UTF-8",
+		"NVIDIA_VISIBLE_DEVICES=GPU-a,GPU-b", "PATH=/usr/bin:/bin", "ROCR_VISIBLE_DEVICES=", "TMPDIR=" + wd,
+		"ZE_AFFINITY_MASK=" + zeNoDevice,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("environment:\n got %q\nwant %q", got, want)
@@ -219,15 +220,16 @@ func TestStatsCountsReapedChildren(t *testing.T) {
 	}
 }
 
-// A job given no GPUs is told it has none, even if Spec.Env says otherwise.
+// A job given no GPUs is told it has none of any vendor, even if Spec.Env says otherwise.
 func TestNoGPUsHidesAll(t *testing.T) {
 	var out strings.Builder
 	c := run(t, New(quiet()), containers.Spec{
 		Command: []string{"env"}, WorkDir: t.TempDir(), Stdout: &out,
-		Env: map[string]string{"CUDA_VISIBLE_DEVICES": "0"},
+		Env: map[string]string{"CUDA_VISIBLE_DEVICES": "0", "ROCR_VISIBLE_DEVICES": "0", "HIP_VISIBLE_DEVICES": "0", "ZE_AFFINITY_MASK": "0"},
 	})
 	wait(t, c)
-	for _, kv := range []string{"CUDA_VISIBLE_DEVICES=\n", "NVIDIA_VISIBLE_DEVICES=void\n"} {
+	for _, kv := range []string{"CUDA_VISIBLE_DEVICES=\n", "NVIDIA_VISIBLE_DEVICES=void\n", "ROCR_VISIBLE_DEVICES=\n",
+		"HIP_VISIBLE_DEVICES=-1\n", "ZE_AFFINITY_MASK=" + zeNoDevice + "\n"} {
 		if !strings.Contains(out.String(), kv) {
 			t.Errorf("environment lacks %q:\n%s", kv, out.String())
 		}

@@ -3,8 +3,9 @@
 //
 // What it cannot do, because it has no namespaces and no cgroups (the hosts run cgroups v1 and the
 // pilot has no delegated hierarchy): isolate the filesystem or the network (Network is ignored),
-// remap or write-protect mounts (only Source == Target is accepted), hide GPUs (only
-// CUDA_VISIBLE_DEVICES and NVIDIA_VISIBLE_DEVICES tell the payload which are its own), enforce
+// remap or write-protect mounts (only Source == Target is accepted), hide GPUs (only each
+// vendor's variables, CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK and the
+// like, tell the payload which are its own; see gpuEnv), enforce
 // Limits, or tell an OOM kill from any other SIGKILL (Exit.OOM is always false). Limits are
 // recorded only; the pilot's sampler enforces memory from Stats. RLIMIT_AS is deliberately not
 // used: it counts virtual memory and breaks JVMs, Go and CUDA programs that reserve large address

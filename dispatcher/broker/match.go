@@ -76,15 +76,24 @@ func hardwareFits(res *wire.Resources, t *taskState) bool {
 }
 
 // gpusFitting counts the node's GPUs that meet t's model, memory and
-// compute capability.
+// compute capability, of the one vendor that has most: the pilot gives a
+// job GPUs of a single vendor.
 func gpusFitting(res *wire.Resources, t *taskState) int {
-	n := 0
+	best := 0
 	for i := range res.GPUs {
-		if gpuFits(&res.GPUs[i], t) {
-			n++
+		v := res.GPUs[i].Vendor
+		if slices.ContainsFunc(res.GPUs[:i], func(g wire.GPU) bool { return g.Vendor == v }) {
+			continue // counted with the first of its vendor
 		}
+		n := 0
+		for k := i; k < len(res.GPUs); k++ {
+			if res.GPUs[k].Vendor == v && gpuFits(&res.GPUs[k], t) {
+				n++
+			}
+		}
+		best = max(best, n)
 	}
-	return n
+	return best
 }
 
 func gpuFits(g *wire.GPU, t *taskState) bool {

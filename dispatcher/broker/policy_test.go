@@ -209,6 +209,7 @@ func TestResourceConstraints(t *testing.T) {
 		{"tpu", taskOpts{accel: "tpu"}, false},
 		{"arch alias", taskOpts{arch: "x86_64"}, true},
 		{"arch miss", taskOpts{arch: "arm64"}, false},
+		{"vendor", taskOpts{accel: "nvidia"}, true},
 	} {
 		_, ids := h.addTask(c.o)
 		a.wantW(&wire.Want{Slots: 1, Cores: 1, MemoryBytes: gib, GPUs: 2})
@@ -229,6 +230,23 @@ func TestResourceConstraints(t *testing.T) {
 			a.assigns()
 		}
 		a.wantW(&wire.Want{Slots: -1, Cores: -1, MemoryBytes: -gib, GPUs: -2}) // take back the unused credit
+	}
+}
+
+// A job's GPUs come from one vendor: a node with one NVIDIA and one AMD
+// GPU cannot run a two-GPU job.
+func TestGPUsOfOneVendor(t *testing.T) {
+	h := newHarness(t, defaultConfig())
+	hello := h.hello("mixed", "")
+	hello.Resources.GPUs = []wire.GPU{{Model: "NVIDIA A100", Vendor: "nvidia", MemoryBytes: 40 * gib},
+		{Index: 1, Model: "AMD Instinct MI250X", Vendor: "amd", MemoryBytes: 64 * gib}}
+	a := h.connectHello(hello)
+	_, two := h.addTask(taskOpts{gpus: 2})
+	_, one := h.addTask(taskOpts{gpus: 1, gpuModel: "MI250"})
+	a.wantW(&wire.Want{Slots: 2, Cores: 2, MemoryBytes: 2 * gib, GPUs: 2})
+	h.commit()
+	if got := jobIDs(a.assigns()); !equalIDs(got, one) {
+		t.Fatalf("assigned %v, want only the one-GPU job %v (not the two-GPU %v)", got, one, two)
 	}
 }
 
