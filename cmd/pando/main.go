@@ -59,6 +59,6 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	addUserCommands(root)
-	root.AddCommand(newDispatcherCmd(), newPilotCmd(), newProbeCmd(), newDemoCmd(), newBenchCmd(), newPayloadCmd(), newTapeCmd(), newHarvesterCmd(), newEdgeCmd())
+	root.AddCommand(newDispatcherCmd(), newPilotCmd(), newProbeCmd(), newDemoCmd(), newBenchCmd(), newPayloadCmd(), newTapeCmd(), newHarvesterCmd(), newEdgeCmd(), newSimCmd())
 	return root
 }

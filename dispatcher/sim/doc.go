@@ -33,6 +33,7 @@
 // definition (name, kind, status, max_running, max_cores, max_gpu_jobs,
 // shares, labels) and the agents it has:
 //
+//	# queues.yaml
 //	- name: cern
 //	  max_cores: 4000
 //	  agents:
@@ -47,8 +48,10 @@
 //	      gpu_model: NVIDIA A100-SXM4-40GB
 //	      gpu_memory: 40GiB
 //
-// Without a queues file the cluster is DefaultQueues: queue "default" with
-// 100 agents of 8 cores and 16GiB. Agents of draining or offline queues are
+// Agent fields: count, cores (required), memory (default 2GiB per core),
+// gpus, gpu_model, gpu_memory, arch, lifetime. Without a queues file the
+// cluster is DefaultQueues: queue "default" with 100 agents of 8 cores and
+// 16GiB. Agents of draining or offline queues are
 // not started. A pilot with a lifetime takes only jobs whose walltime ends
 // before its own, and is replaced by a fresh one when it ends; the first
 // pilots of a group end at staggered times (the i-th of n after
@@ -58,12 +61,16 @@
 //
 // The shares file is a YAML list of targets, in percent of the parent:
 //
+//	# shares.yaml
 //	- {path: prod, target: 70}
 //	- {path: prod/mc, target: 60}
 //	- {path: user, target: 30}
 //
 // Shares without a target split what their siblings leave, as in the
-// dispatcher.
+// dispatcher. With a shares file, a row must name one of its shares (or
+// default) that has no sub-shares, as the dispatcher's submit requires;
+// other rows are unrunnable. Without one, shares come into being as rows
+// name them, without targets.
 //
 // # Replay
 //

@@ -126,8 +126,12 @@ func (p *rowParser) checked(v string, check func(string) error) (string, error) 
 	return p.intern(v), nil
 }
 
-// finish applies the walltime default.
+// finish applies the defaults that depend on other cells, and those a
+// Row built in code may lack.
 func finish(r *Row) {
+	if r.Share == "" {
+		r.Share = share.Default
+	}
 	if r.Walltime == 0 {
 		r.Walltime = max(task.DefaultWalltime, r.Runtime)
 	}
@@ -180,25 +184,25 @@ func Read(r io.Reader, name string) ([]Row, error) {
 	if !ok {
 		br = bufio.NewReader(r)
 	}
-	for {
-		b, err := br.Peek(1)
-		if err != nil {
-			return ReadCSV(br, name) // empty: CSV says what is missing
-		}
-		switch {
-		case b[0] == '[' || b[0] == '{':
-			return ReadJSON(br, name)
-		case b[0] == ' ' || b[0] == '\t' || b[0] == '\r' || b[0] == '\n':
-			_, _ = br.ReadByte()
-		case b[0] == bom[0]:
-			if b, _ := br.Peek(len(bom)); string(b) != bom {
-				return ReadCSV(br, name)
-			}
-			_, _ = br.Discard(len(bom))
-		default:
-			return ReadCSV(br, name)
-		}
+	if b, _ := br.Peek(len(bom)); string(b) == bom {
+		_, _ = br.Discard(len(bom))
 	}
+	// The first character that is not white space tells; the white space
+	// stays for the reader, whose line numbers count it.
+	for n := 1; n <= br.Size(); n++ {
+		b, err := br.Peek(n)
+		if err != nil {
+			break
+		}
+		switch b[n-1] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '[', '{':
+			return ReadJSON(br, name)
+		}
+		break
+	}
+	return ReadCSV(br, name)
 }
 
 // bom is the UTF-8 byte order mark some tools write first.
