@@ -67,6 +67,7 @@ func (b *Broker) Connect(h *wire.Hello, s Session) (drop []wire.RunningJob, err 
 	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	q, err := b.queueOf(h)
 	if err != nil {
 		return nil, err
@@ -128,6 +129,7 @@ func (b *Broker) Disconnect(agentID string, s Session) {
 func (b *Broker) Want(agentID string, s Session, w *wire.Want) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	a, ok := b.agents[agentID]
 	if !ok || a.session != s {
 		return
@@ -195,6 +197,7 @@ func (b *Broker) Tick() {
 	if b.releaseDelayed(now) > 0 {
 		b.feedHungry("")
 	}
+	b.settle()
 	b.mu.Unlock()
 	for _, s := range silent {
 		s.Close(wire.CloseHeartbeatLost, "no heartbeat")

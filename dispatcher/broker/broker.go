@@ -82,6 +82,13 @@ type Broker struct {
 	shares  *share.Tree
 	ended   endTally
 
+	// Work to offer again once the current change is done (settle): the
+	// queues where a limit freed up, and the GPU tasks seen indexed (when
+	// they drop, GPU agents that held slots back for them take CPU work).
+	refeed   map[*queueState]struct{}
+	gpuSeen  int
+	settling bool
+
 	// matching scratch
 	orderBufs [][]*share.Node // share order per tree depth
 	gen       uint64          // match generation (taskState.noFit)
@@ -125,6 +132,7 @@ func New(cfg Config, log *slog.Logger) *Broker {
 		queues: map[string]*queueState{queue.Default: {def: queue.Queue{Name: queue.Default, Kind: queue.Grid, Status: queue.Online}}},
 		shares: share.New(cfg.ShareWindow),
 		ended:  make(endTally),
+		refeed: make(map[*queueState]struct{}),
 
 		reported: make(map[wire.RunningJob]string),
 		signal:   make(chan struct{}, 1),
@@ -158,6 +166,30 @@ func (b *Broker) TakeBatch() (*store.Batch, []func(error)) {
 	after := b.after
 	b.after = nil
 	return batch, after
+}
+
+// settle offers work again to waiting agents that a change may have
+// unblocked: agents of a queue whose limit freed up, and agents with GPUs
+// once GPU work they held slots for is gone. Public methods that end jobs
+// or take work call it before they unlock.
+func (b *Broker) settle() {
+	if b.settling {
+		return
+	}
+	b.settling = true
+	defer func() { b.settling = false }()
+	for len(b.refeed) > 0 || b.index.gpuTasks < b.gpuSeen {
+		gpuDrop := b.index.gpuTasks < b.gpuSeen
+		b.gpuSeen = b.index.gpuTasks
+		qs := b.refeed
+		b.refeed = make(map[*queueState]struct{})
+		for a := range b.hungry {
+			if _, ok := qs[a.q]; ok || (gpuDrop && len(a.res.GPUs) > 0) {
+				b.match(a)
+			}
+		}
+	}
+	b.gpuSeen = b.index.gpuTasks
 }
 
 func (b *Broker) notify() {

@@ -18,7 +18,61 @@ type readyIndex struct {
 
 // leafTasks are one share's indexed tasks by queue ("" : tasks that name none).
 type leafTasks struct {
-	queues map[string][]*taskState
+	queues map[string]*taskList
+}
+
+// taskList is a rank-ordered list of tasks. Tasks leave mostly from the
+// front (the best runs dry first) and arrive mostly at the back (aging
+// ranks newer tasks lower), so the list keeps a head offset: taking the
+// front is O(1), not a copy of the whole backlog.
+type taskList struct {
+	ts   []*taskState
+	head int
+}
+
+// tasks returns the live part of the list, best first.
+func (l *taskList) tasks() []*taskState {
+	if l == nil {
+		return nil
+	}
+	return l.ts[l.head:]
+}
+
+func (l *taskList) len() int { return len(l.ts) - l.head }
+
+func (l *taskList) insert(t *taskState) {
+	q := l.ts[l.head:]
+	i := l.head + sort.Search(len(q), func(i int) bool { return before(t, q[i]) })
+	if i == l.head && l.head > 0 { // a new best task: reuse the freed front
+		l.head--
+		l.ts[l.head] = t
+		return
+	}
+	l.ts = append(l.ts, nil)
+	copy(l.ts[i+1:], l.ts[i:])
+	l.ts[i] = t
+}
+
+func (l *taskList) remove(t *taskState) {
+	q := l.ts[l.head:]
+	if len(q) > 0 && q[0] == t {
+		l.ts[l.head] = nil
+		l.head++
+	} else {
+		for i, o := range q {
+			if o == t {
+				copy(q[i:], q[i+1:])
+				l.ts[len(l.ts)-1] = nil
+				l.ts = l.ts[:len(l.ts)-1]
+				break
+			}
+		}
+	}
+	if l.head > 32 && l.head > len(l.ts)/2 { // compact now and then
+		n := copy(l.ts, l.ts[l.head:])
+		clear(l.ts[n:])
+		l.ts, l.head = l.ts[:n], 0
+	}
 }
 
 func newReadyIndex() *readyIndex {
@@ -42,15 +96,15 @@ func (x *readyIndex) push(j *jobState) {
 	}
 	lt := x.leaves[t.share]
 	if lt == nil {
-		lt = &leafTasks{queues: make(map[string][]*taskState)}
+		lt = &leafTasks{queues: make(map[string]*taskList)}
 		x.leaves[t.share] = lt
 	}
 	q := lt.queues[t.queue]
-	i := sort.Search(len(q), func(i int) bool { return before(t, q[i]) })
-	q = append(q, nil)
-	copy(q[i+1:], q[i:])
-	q[i] = t
-	lt.queues[t.queue] = q
+	if q == nil {
+		q = &taskList{}
+		lt.queues[t.queue] = q
+	}
+	q.insert(t)
 	t.indexed = true
 	t.share.AddReady(1)
 	x.perQueue[t.queue]++
@@ -87,21 +141,12 @@ func (x *readyIndex) unindex(t *taskState) {
 	t.ready = nil
 	lt := x.leaves[t.share]
 	q := lt.queues[t.queue]
-	for i, o := range q {
-		if o == t {
-			copy(q[i:], q[i+1:])
-			q[len(q)-1] = nil
-			q = q[:len(q)-1]
-			break
-		}
-	}
-	if len(q) == 0 {
+	q.remove(t)
+	if q.len() == 0 {
 		delete(lt.queues, t.queue)
 		if len(lt.queues) == 0 {
 			delete(x.leaves, t.share)
 		}
-	} else {
-		lt.queues[t.queue] = q
 	}
 	t.indexed = false
 	t.share.AddReady(-1)
@@ -125,11 +170,11 @@ func (x *readyIndex) any() bool { return len(x.perQueue) > 0 }
 // particular order.
 func (x *readyIndex) each(q string, f func(*taskState)) {
 	for _, lt := range x.leaves {
-		for _, t := range lt.queues[q] {
+		for _, t := range lt.queues[q].tasks() {
 			f(t)
 		}
 		if q != "" {
-			for _, t := range lt.queues[""] {
+			for _, t := range lt.queues[""].tasks() {
 				f(t)
 			}
 		}

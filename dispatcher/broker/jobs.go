@@ -194,6 +194,7 @@ func (b *Broker) adopt(ts *taskState, r store.Job) *jobState {
 func (b *Broker) Submit(nt store.NewTask, spec *task.Spec, done func(error)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	b.newTasks = append(b.newTasks, nt)
 	b.afterCommit(done)
 	b.addTask(nt.Task, spec, nt.Jobs, nt.Files)
@@ -204,6 +205,7 @@ func (b *Broker) Submit(nt store.NewTask, spec *task.Spec, done func(error)) {
 func (b *Broker) AddTask(t store.Task, spec *task.Spec, jobs []store.Job) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	b.addTask(t, spec, jobs, nil)
 }
 
@@ -350,6 +352,7 @@ func (b *Broker) Check(agentID string, jobID int64, attempt int) error {
 func (b *Broker) Report(agentID string, jobID int64, attempt int, r *wire.Report, done func(error)) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	key := wire.RunningJob{JobID: jobID, Attempt: attempt}
 	if b.reported[key] == agentID {
 		b.afterCommit(done) // a resend: answer when the first is durable
@@ -447,8 +450,11 @@ func (b *Broker) detach(j *jobState) {
 	t := j.task
 	b.shares.End(t.share, j.charge, b.cfg.Now())
 	t.nrunning--
-	if j.runQ != nil {
-		j.runQ.count(&t.res, -1)
+	if q := j.runQ; q != nil {
+		q.count(&t.res, -1)
+		if d := &q.def; d.MaxRunning > 0 || d.MaxCores > 0 || d.MaxGPUJobs > 0 {
+			b.refeed[q] = struct{}{} // another of its agents may take work now
+		}
 		j.runQ = nil
 	}
 }
@@ -520,6 +526,7 @@ func (b *Broker) finish(j *jobState, s store.State, code errcode.Code, text stri
 func (b *Broker) KillTask(taskID int64, reason string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	n := 0
 	for _, j := range b.jobs {
 		if j.task.id == taskID {
@@ -534,6 +541,7 @@ func (b *Broker) KillTask(taskID int64, reason string) int {
 func (b *Broker) KillJob(jobID int64, reason string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	j, ok := b.jobs[jobID]
 	if ok {
 		b.kill(j, reason)
@@ -563,6 +571,7 @@ func (b *Broker) kill(j *jobState, reason string) {
 func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job, files []store.File, pending bool) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	ts := b.taskFor(t, spec)
 	ts.addFiles(files)
 	n := 0
@@ -595,6 +604,7 @@ func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job, files [
 func (b *Broker) MakeReady(ids []int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	queues := map[string]bool{}
 	for _, id := range ids {
 		j, ok := b.jobs[id]
@@ -615,6 +625,7 @@ func (b *Broker) MakeReady(ids []int64) {
 func (b *Broker) FailPending(id int64, code errcode.Code, text string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	defer b.settle()
 	if j, ok := b.jobs[id]; ok && j.state == statePending {
 		b.finish(j, stateFailed, code, text, b.cfg.Now())
 	}

@@ -219,7 +219,7 @@ func (b *Broker) pickIn(n *share.Node, depth int, a *agentState, mode gpuMode, n
 	if lt == nil || !a.q.def.Serves(n.Path) {
 		return nil
 	}
-	own, anyQ := lt.queues[a.queue], lt.queues[""]
+	own, anyQ := lt.queues[a.queue].tasks(), lt.queues[""].tasks()
 	if a.q.def.Status == queue.Test {
 		anyQ = nil // a test queue takes only work that names it
 	}

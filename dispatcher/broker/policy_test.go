@@ -292,3 +292,52 @@ func TestWhy(t *testing.T) {
 		t.Error("why for an unknown job")
 	}
 }
+
+// When a job ends in a queue at its limit, the queue's other waiting
+// agents are offered work at once, not only the agent whose job ended.
+func TestLimitFreedOffersOtherAgents(t *testing.T) {
+	h := newHarness(t, defaultConfig())
+	h.b.PutQueue(queue.Queue{Name: "q", Kind: queue.Grid, Status: queue.Online, MaxRunning: 1})
+	small := h.connect("small", "q")
+	small.want(1)
+	_, first := h.addTask(taskOpts{})
+	h.commit()
+	got := small.assigns()
+	if !equalIDs(jobIDs(got), first) {
+		t.Fatalf("small got %v", jobIDs(got))
+	}
+	big := h.connect("big", "q")
+	big.wantW(&wire.Want{Slots: 1, Cores: 2, MemoryBytes: gib})
+	_, two := h.addTask(taskOpts{cores: 2})
+	h.commit()
+	if n := len(big.assigns()); n != 0 {
+		t.Fatalf("queue at its limit of 1 gave big %d jobs", n)
+	}
+	small.mustReport(got[0], &wire.Report{}) // small asks for nothing more
+	if got := jobIDs(big.assigns()); !equalIDs(got, two) {
+		t.Fatalf("after the limit freed, big got %v, want %v", got, two)
+	}
+}
+
+// A GPU node that held its free slots back for GPU work takes CPU work as
+// soon as that GPU work is gone elsewhere.
+func TestGPUHoldReleased(t *testing.T) {
+	h := newHarness(t, defaultConfig())
+	gpuNode := h.connect("gpu", "")
+	gpuNode.wantW(&wire.Want{Slots: 4, Cores: 4, MemoryBytes: 4 * gib}) // its GPUs are all busy
+	_, gpuJob := h.addTask(taskOpts{gpus: 1})
+	_, cpu := h.addTask(taskOpts{jobs: 2})
+	h.commit()
+	if got := gpuNode.assigns(); len(got) != 0 {
+		t.Fatalf("GPU node took %v while GPU work it could run waits", jobIDs(got))
+	}
+	other := h.connect("other-gpu", "")
+	other.wantW(&wire.Want{Slots: 1, Cores: 1, MemoryBytes: gib, GPUs: 1})
+	h.commit()
+	if got := jobIDs(other.assigns()); !equalIDs(got, gpuJob) {
+		t.Fatalf("other GPU node got %v, want the GPU job %v", got, gpuJob)
+	}
+	if got := jobIDs(gpuNode.assigns()); !equalIDs(got, cpu) {
+		t.Fatalf("once no GPU work waits, the GPU node got %v, want the CPU jobs %v", got, cpu)
+	}
+}

@@ -223,7 +223,7 @@ func (b *Broker) ShareUsable(path string) error {
 		for _, s := range b.shares.Report(b.cfg.Now()) {
 			known = append(known, s.Path)
 		}
-		return fmt.Errorf("unknown share %q (known: %s)", path, strings.Join(append(known, share.Default), ", "))
+		return fmt.Errorf("unknown share %q (known: %s)", path, strings.Join(known, ", "))
 	}
 	if len(n.Children()) > 0 {
 		var subs []string

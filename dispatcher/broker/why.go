@@ -244,7 +244,7 @@ func (b *Broker) aheadInShare(t *taskState) int {
 	}
 	n := 0
 	for _, ts := range lt.queues {
-		for _, o := range ts {
+		for _, o := range ts.tasks() {
 			if o != t && before(o, t) {
 				n += o.nready
 			}

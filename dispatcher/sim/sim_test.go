@@ -147,9 +147,10 @@ func TestUnrunnable(t *testing.T) {
 
 func TestQueueLimit(t *testing.T) {
 	// One job at a time in the queue. The 2-core job fits only agent b;
-	// when the first job ends, b gets it at the next arrival (the broker
-	// offers work to waiting agents when work comes in), and the last job
-	// waits for the limit again.
+	// when the first job ends, b gets it at the next arrival: the sim
+	// grants idle agents credit only when events happen (a live dispatcher
+	// offers it when the limit frees up, as agents hold their credit), and
+	// the last job waits for the limit again.
 	qs := []Queue{{Queue: queue.Queue{Name: "q", MaxRunning: 1},
 		Agents: []Agents{{Count: 1, Cores: 1}, {Count: 1, Cores: 2}}}}
 	two := job(0, 10, "default")
