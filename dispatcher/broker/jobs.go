@@ -452,8 +452,9 @@ func (b *Broker) detach(j *jobState) {
 	t.nrunning--
 	if q := j.runQ; q != nil {
 		q.count(&t.res, -1)
-		if d := &q.def; d.MaxRunning > 0 || d.MaxCores > 0 || d.MaxGPUJobs > 0 {
-			b.refeed[q] = struct{}{} // another of its agents may take work now
+		if q.blocked { // another of its agents may take work now
+			q.blocked = false
+			b.refeed[q] = struct{}{}
 		}
 		j.runQ = nil
 	}

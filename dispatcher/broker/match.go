@@ -37,7 +37,11 @@ func (b *Broker) fits(a *agentState, t *taskState, now int64) misfit {
 	if !hardwareFits(&a.res, t) {
 		return fitHardware
 	}
-	if !a.q.takes(t) || a.q.full(&t.res) {
+	if !a.q.takes(t) {
+		return fitQueue
+	}
+	if a.q.full(&t.res) {
+		a.q.blocked = true // offer its agents work again when a job of it ends
 		return fitQueue
 	}
 	if a.deadline != 0 && now+t.res.WalltimeSecs > a.deadline {

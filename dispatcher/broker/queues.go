@@ -18,6 +18,9 @@ type queueState struct {
 	running, cores, gpuJobs int // jobs assigned to or running on its agents
 	agents                  int // connected
 	done, failed            int64
+	// blocked: a match was refused for one of its limits since a job of
+	// it last ended.
+	blocked bool
 }
 
 // takes reports whether the queue's agents may take work of t at all.
