@@ -148,6 +148,8 @@ func TestPickGPUs(t *testing.T) {
 		{name: "held are skipped", gpus: mixed, held: []int{0, 3}, r: wire.JobResources{GPUs: 2}, want: []int{1, 2}},
 		{name: "by model", gpus: mixed, r: wire.JobResources{GPUs: 1, GPUModel: "H100"}, want: []int{0}},
 		{name: "by memory", gpus: mixed, r: wire.JobResources{GPUs: 2, GPUMemory: 100 << 30}, want: []int{3, 4}},
+		{name: "by compute capability: nvidia only", gpus: []wire.GPU{mi300, {Vendor: "nvidia", ComputeMajor: 8}, {Vendor: "nvidia", ComputeMajor: 9}},
+			r: wire.JobResources{GPUs: 1, GPUCompute: 900}, want: []int{2}},
 		{name: "by vendor", gpus: mixed, r: wire.JobResources{GPUs: 1, Accelerator: "nvidia"}, want: []int{0}},
 		{name: "accelerator not a GPU vendor", gpus: mixed, r: wire.JobResources{GPUs: 1, Accelerator: "tpu"}, want: []int{5}},
 		{name: "bad model matches none", gpus: mixed, r: wire.JobResources{GPUs: 1, GPUModel: "("}, want: nil},

@@ -88,6 +88,7 @@ func PickGPUs(gpus []wire.GPU, held []bool, r wire.JobResources) []int {
 		switch {
 		case i < len(held) && held[i]:
 		case r.GPUMemory > 0 && g.MemoryBytes < r.GPUMemory:
+		case r.GPUCompute > 0 && (v != "nvidia" || g.ComputeMajor*100+g.ComputeMinor < r.GPUCompute): // CUDA's notion
 		case model != nil && !model.MatchString(g.Model):
 		case byVendor && v != r.Accelerator:
 		default:

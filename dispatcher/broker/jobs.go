@@ -123,9 +123,7 @@ func (b *Broker) newTaskState(t store.Task, spec *task.Spec) *taskState {
 		}
 		ts.gpuModel = re
 	}
-	if c := spec.Resources.GPUCompute; c != "" {
-		ts.gpuCompute, _ = task.ParseCompute(c)
-	}
+	ts.gpuCompute = ts.res.GPUCompute
 	return ts
 }
 
@@ -157,9 +155,11 @@ func (ts *taskState) addFiles(files []store.File) {
 
 // JobResources is what each job of a task asks of an agent, as Assign carries it.
 func JobResources(r task.Resources) wire.JobResources {
+	compute, _ := task.ParseCompute(r.GPUCompute) // validated at submit; "" gives 0
 	return wire.JobResources{
 		Cores: r.Cores, MemoryBytes: r.MemoryBytes, WalltimeSecs: int64(r.Walltime / time.Second),
 		GPUs: r.GPUs, GPUModel: r.GPUModel, GPUMemory: r.GPUMemory, Accelerator: r.Accelerator,
+		GPUCompute: compute,
 	}
 }
 

@@ -104,10 +104,20 @@ func gpuFits(g *wire.GPU, t *taskState) bool {
 	if t.res.GPUMemory > 0 && g.MemoryBytes < t.res.GPUMemory {
 		return false
 	}
-	if t.gpuCompute > 0 && g.ComputeMajor*100+g.ComputeMinor < t.gpuCompute {
+	if t.gpuCompute > 0 && !cudaCapable(g, t.gpuCompute) {
 		return false
 	}
 	return t.gpuModel == nil || t.gpuModel.MatchString(g.Model)
+}
+
+// cudaCapable reports whether g is an NVIDIA GPU of at least compute
+// capability min (MAJOR*100+MINOR). Compute capability is CUDA's notion:
+// other vendors' numbers (AMD's gfx versions) do not compare with it.
+func cudaCapable(g *wire.GPU, min int) bool {
+	if g.Vendor != "nvidia" && g.Vendor != "" {
+		return false
+	}
+	return g.ComputeMajor*100+g.ComputeMinor >= min
 }
 
 func hasAccelerator(res *wire.Resources, kind string) bool {

@@ -204,6 +204,7 @@ func TestResourceConstraints(t *testing.T) {
 		{"memory miss", taskOpts{gpus: 1, gpuMemory: 96 * gib}, false},
 		{"compute", taskOpts{gpus: 1, gpuCompute: "8.6"}, true},
 		{"compute miss", taskOpts{gpus: 1, gpuCompute: "10.0"}, false},
+		{"compute on amd", taskOpts{gpus: 1, gpuModel: "MI250", gpuCompute: "8.0"}, false},
 		{"two gpus", taskOpts{gpus: 2}, false},
 		{"fpga", taskOpts{accel: "fpga"}, true},
 		{"tpu", taskOpts{accel: "tpu"}, false},

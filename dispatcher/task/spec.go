@@ -40,7 +40,8 @@ type Resources struct {
 	GPUModel    string        `json:"gpu_model,omitempty"`
 	GPUMemory   int64         `json:"gpu_memory_bytes,omitempty"`
 	Accelerator string        `json:"accelerator,omitempty"`
-	// GPUCompute is the minimum compute capability of each GPU, "8.0".
+	// GPUCompute is the minimum CUDA compute capability of each GPU, "8.0"
+	// (NVIDIA GPUs only: other vendors' numbers do not compare).
 	GPUCompute string `json:"gpu_compute,omitempty"`
 	// Arch is the CPU architecture (Go's names; x86_64 and aarch64 are
 	// accepted as amd64 and arm64).

@@ -137,6 +137,8 @@ type JobResources struct {
 	GPUModel     string `cbor:"5,keyasint,omitempty"`
 	GPUMemory    int64  `cbor:"6,keyasint,omitempty"`
 	Accelerator  string `cbor:"7,keyasint,omitempty"`
+	// GPUCompute is each GPU's minimum compute capability, MAJOR*100+MINOR.
+	GPUCompute int `cbor:"8,keyasint,omitempty"`
 }
 
 // Assign pushes one job attempt to an agent.

@@ -16,7 +16,7 @@ package wire
 //	  Report.Outputs (key 8), URLRequest/URLs (types 26, 27),
 //	  Heartbeat.CacheFilter/CacheHashes (keys 5, 6); DemandQuery/Demand/
 //	  WorkerReport (types 30-32, harvesters); Relay/RelayClose (33, 34,
-//	  edges). A pilot that predates
+//	  edges); JobResources.GPUCompute (key 8). A pilot that predates
 //	  the data keys would run a data job without its inputs.
 const Version = 1
 
