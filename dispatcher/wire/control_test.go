@@ -63,7 +63,7 @@ func sampleAssign() *wire.Assign {
 		Image:   "docker.io/library/alpine:3.20",
 		Resources: wire.JobResources{
 			Cores: 8, MemoryBytes: 16 << 30, WalltimeSecs: 86400,
-			GPUs: 1, GPUModel: "H100", GPUMemory: 40 << 30, Accelerator: "fpga",
+			GPUs: 1, GPUModel: "H100", GPUMemory: 40 << 30, Accelerator: "fpga", GPUCompute: 900,
 		},
 		SubmitUnixNano: 1_764_000_000_123_456_789,
 		Network:        true,
