@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -69,19 +70,8 @@ func (b *Broker) PutQueue(def queue.Queue) {
 		b.queues[def.Name] = q
 	}
 	q.def = def
-	q.def.Shares, q.def.Labels = slices.Clone(def.Shares), cloneMap(def.Labels)
+	q.def.Shares, q.def.Labels = slices.Clone(def.Shares), maps.Clone(def.Labels)
 	b.feedHungry(def.Name)
-}
-
-func cloneMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // QueueInfo is a queue with what its agents hold now.
@@ -122,7 +112,7 @@ func (b *Broker) Queues() []QueueInfo {
 func (b *Broker) queueInfo(q *queueState) QueueInfo {
 	info := QueueInfo{Queue: q.def, Agents: q.agents, Running: q.running, Cores: q.cores,
 		GPUJobs: q.gpuJobs, Finished: q.done, FailedJobs: q.failed}
-	info.Shares, info.Labels = slices.Clone(q.def.Shares), cloneMap(q.def.Labels)
+	info.Shares, info.Labels = slices.Clone(q.def.Shares), maps.Clone(q.def.Labels)
 	b.index.each(q.def.Name, func(t *taskState) {
 		if q.takes(t) {
 			info.Ready += t.nready
@@ -135,12 +125,7 @@ func (b *Broker) queueInfo(q *queueState) QueueInfo {
 func (b *Broker) QueueNames() []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	names := make([]string, 0, len(b.queues))
-	for n := range b.queues {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(b.queues))
 }
 
 // HasQueue reports whether a queue of that name exists.
