@@ -34,14 +34,13 @@ const (
 // fits reports why one job of t does not fit a's remaining credit and its
 // queue's limits now, or fitOK.
 func (b *Broker) fits(a *agentState, t *taskState, now int64) misfit {
-	if !hardwareFits(&a.res, t) {
+	if hardwareMisfit(&a.res, t) != hwOK {
 		return fitHardware
 	}
-	if !a.q.takes(t) {
-		return fitQueue
-	}
-	if a.q.full(&t.res) {
-		a.q.blocked = true // offer its agents work again when a job of it ends
+	if m := a.q.misfit(t); m != qOK {
+		if m.limit() {
+			a.q.blocked = true // offer its agents work again when a job of it ends
+		}
 		return fitQueue
 	}
 	if a.deadline != 0 && now+t.res.WalltimeSecs > a.deadline {
@@ -54,29 +53,45 @@ func (b *Broker) fits(a *agentState, t *taskState, now int64) misfit {
 	return fitOK
 }
 
-// hardwareFits reports whether the node an agent probed could ever run a
+// hwMisfit names the first of a task's needs a node can never meet.
+type hwMisfit int
+
+const (
+	hwOK hwMisfit = iota
+	hwCores
+	hwMemory
+	hwGPUCount
+	hwGPUFit
+	hwAccel
+	hwArch
+	hwRuntime
+)
+
+// hardwareMisfit says whether the node an agent probed could ever run a
 // job of t: cores, memory, GPUs of the right model, memory and compute
 // capability, accelerators, CPU architecture and container runtime.
-func hardwareFits(res *wire.Resources, t *taskState) bool {
+// Matching and why share it, so that they never disagree.
+func hardwareMisfit(res *wire.Resources, t *taskState) hwMisfit {
 	r := &t.res
+	switch {
 	// Cores and memory are also bounded by credit; an agent that reported
 	// none (0) is held to its credit alone.
-	if (res.Cores > 0 && r.Cores > res.Cores) || (res.MemoryBytes > 0 && r.MemoryBytes > res.MemoryBytes) {
-		return false
+	case res.Cores > 0 && r.Cores > res.Cores:
+		return hwCores
+	case res.MemoryBytes > 0 && r.MemoryBytes > res.MemoryBytes:
+		return hwMemory
+	case r.GPUs > len(res.GPUs):
+		return hwGPUCount
+	case r.GPUs > 0 && gpusFitting(res, t) < r.GPUs:
+		return hwGPUFit
+	case t.accel != "" && !hasAccelerator(res, t.accel):
+		return hwAccel
+	case t.arch != "" && normArch(res.Arch) != t.arch:
+		return hwArch
+	case t.image != "" && !slices.Contains(res.Runtimes, "podman"):
+		return hwRuntime
 	}
-	if r.GPUs > 0 && gpusFitting(res, t) < r.GPUs {
-		return false
-	}
-	if t.accel != "" && !hasAccelerator(res, t.accel) {
-		return false
-	}
-	if t.arch != "" && normArch(res.Arch) != t.arch {
-		return false
-	}
-	if t.image != "" && !slices.Contains(res.Runtimes, "podman") {
-		return false
-	}
-	return true
+	return hwOK
 }
 
 // gpusFitting counts the node's GPUs that meet t's model, memory and

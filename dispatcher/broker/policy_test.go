@@ -204,7 +204,6 @@ func TestResourceConstraints(t *testing.T) {
 		{"memory miss", taskOpts{gpus: 1, gpuMemory: 96 * gib}, false},
 		{"compute", taskOpts{gpus: 1, gpuCompute: "8.6"}, true},
 		{"compute miss", taskOpts{gpus: 1, gpuCompute: "10.0"}, false},
-		{"compute on amd", taskOpts{gpus: 1, gpuModel: "MI250", gpuCompute: "8.0"}, false},
 		{"two gpus", taskOpts{gpus: 2}, false},
 		{"fpga", taskOpts{accel: "fpga"}, true},
 		{"tpu", taskOpts{accel: "tpu"}, false},
@@ -240,9 +239,11 @@ func TestGPUsOfOneVendor(t *testing.T) {
 	h := newHarness(t, defaultConfig())
 	hello := h.hello("mixed", "")
 	hello.Resources.GPUs = []wire.GPU{{Model: "NVIDIA A100", Vendor: "nvidia", MemoryBytes: 40 * gib},
-		{Index: 1, Model: "AMD Instinct MI250X", Vendor: "amd", MemoryBytes: 64 * gib}}
+		{Index: 1, Model: "AMD Instinct MI250X", Vendor: "amd", MemoryBytes: 64 * gib, ComputeMajor: 9, ComputeMinor: 10}} // gfx90a, as the probe reports it
 	a := h.connectHello(hello)
 	_, two := h.addTask(taskOpts{gpus: 2})
+	// Compute capability is CUDA's: the AMD GPU never meets it.
+	h.addTask(taskOpts{gpus: 1, gpuModel: "MI250", gpuCompute: "8.0"})
 	_, one := h.addTask(taskOpts{gpus: 1, gpuModel: "MI250"})
 	a.wantW(&wire.Want{Slots: 2, Cores: 2, MemoryBytes: 2 * gib, GPUs: 2})
 	h.commit()

@@ -24,20 +24,49 @@ type queueState struct {
 	blocked bool
 }
 
-// takes reports whether the queue's agents may take work of t at all.
-func (q *queueState) takes(t *taskState) bool {
-	if !q.def.Open() || (q.def.Status == queue.Test && t.queue != q.def.Name) {
-		return false
+// qMisfit names why a queue's agents cannot take a job now.
+type qMisfit int
+
+const (
+	qOK      qMisfit = iota
+	qClosed          // draining or offline
+	qTest            // in test, and the task does not name it
+	qShare           // it does not serve the task's share
+	qRunning         // at max_running (this and the next: limits)
+	qCores           // max_cores
+	qGPUJobs         // max_gpu_jobs
+)
+
+// limit reports whether m is one of the queue's limits, which free up as
+// its jobs end.
+func (m qMisfit) limit() bool { return m >= qRunning }
+
+// misfit says whether q's agents may take one more job of t. Matching and
+// why share it.
+func (q *queueState) misfit(t *taskState) qMisfit {
+	d, r := &q.def, &t.res
+	switch {
+	case !d.Open():
+		return qClosed
+	case d.Status == queue.Test && t.queue != d.Name:
+		return qTest
+	case !d.Serves(t.share.Path):
+		return qShare
+	case d.MaxRunning > 0 && q.running >= d.MaxRunning:
+		return qRunning
+	case d.MaxCores > 0 && q.cores+r.Cores > d.MaxCores:
+		return qCores
+	case d.MaxGPUJobs > 0 && r.GPUs > 0 && q.gpuJobs >= d.MaxGPUJobs:
+		return qGPUJobs
 	}
-	return q.def.Serves(t.share.Path)
+	return qOK
 }
 
-// full reports whether one more job of r would pass one of q's limits.
-func (q *queueState) full(r *wire.JobResources) bool {
-	d := &q.def
-	return (d.MaxRunning > 0 && q.running >= d.MaxRunning) ||
-		(d.MaxCores > 0 && q.cores+r.Cores > d.MaxCores) ||
-		(d.MaxGPUJobs > 0 && r.GPUs > 0 && q.gpuJobs >= d.MaxGPUJobs)
+// takes reports whether the queue's agents may take work of t at all,
+// limits aside.
+func (q *queueState) takes(t *taskState) bool {
+	m := q.misfit(t)
+	return m == qOK || m.limit()
 }
 
 // reaches reports whether the share at path is, or leads to, a share the

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pando-wms/pando/dispatcher/queue"
 	"github.com/pando-wms/pando/dispatcher/wire"
 )
 
@@ -117,18 +116,18 @@ func (b *Broker) whyQueues(t *taskState) []WhyLine {
 // queueWhy says why a queue's agents cannot take a job of t; "" if they can.
 func queueWhy(q *queueState, t *taskState) string {
 	d := &q.def
-	switch {
-	case d.Status == queue.Draining || d.Status == queue.Offline:
+	switch q.misfit(t) {
+	case qClosed:
 		return fmt.Sprintf("queue is %s: it takes no new work", d.Status)
-	case d.Status == queue.Test && t.queue != d.Name:
+	case qTest:
 		return "queue is in test: it takes only tasks that name it"
-	case !d.Serves(t.share.Path):
+	case qShare:
 		return fmt.Sprintf("queue serves only shares %s, not %s", strings.Join(d.Shares, ", "), t.share.Path)
-	case d.MaxRunning > 0 && q.running >= d.MaxRunning:
+	case qRunning:
 		return fmt.Sprintf("queue at its limit of %d running jobs", d.MaxRunning)
-	case d.MaxCores > 0 && q.cores+t.res.Cores > d.MaxCores:
+	case qCores:
 		return fmt.Sprintf("queue at its limit of %d cores (%d in use, the job needs %d)", d.MaxCores, q.cores, t.res.Cores)
-	case d.MaxGPUJobs > 0 && t.res.GPUs > 0 && q.gpuJobs >= d.MaxGPUJobs:
+	case qGPUJobs:
 		return fmt.Sprintf("queue at its limit of %d GPU jobs", d.MaxGPUJobs)
 	}
 	return ""
@@ -166,20 +165,20 @@ func (b *Broker) whyAgent(a *agentState, t *taskState, now int64) (string, bool)
 // hardwareWhy says which of t's needs a's node can never meet; "" if none.
 func hardwareWhy(a *agentState, t *taskState) string {
 	res, r := &a.res, &t.res
-	switch {
-	case res.Cores > 0 && r.Cores > res.Cores:
+	switch hardwareMisfit(res, t) {
+	case hwCores:
 		return fmt.Sprintf("node too small: the job needs %d cores, the node has %d", r.Cores, res.Cores)
-	case res.MemoryBytes > 0 && r.MemoryBytes > res.MemoryBytes:
+	case hwMemory:
 		return fmt.Sprintf("node too small: the job needs %d MiB of memory, the node has %d MiB", r.MemoryBytes>>20, res.MemoryBytes>>20)
-	case r.GPUs > len(res.GPUs):
+	case hwGPUCount:
 		return fmt.Sprintf("not enough GPUs: the job needs %d, the node has %d", r.GPUs, len(res.GPUs))
-	case r.GPUs > 0 && gpusFitting(res, t) < r.GPUs:
+	case hwGPUFit:
 		return fmt.Sprintf("no GPU that fits: the job needs %d GPUs with %s; the node's: %s", r.GPUs, gpuNeeds(t), gpuList(res))
-	case t.accel != "" && !hasAccelerator(res, t.accel):
+	case hwAccel:
 		return fmt.Sprintf("no %s accelerator on the node", t.accel)
-	case t.arch != "" && normArch(res.Arch) != t.arch:
+	case hwArch:
 		return fmt.Sprintf("wrong architecture: the job needs %s, the node is %s", t.arch, res.Arch)
-	case t.image != "" && !slices.Contains(res.Runtimes, "podman"):
+	case hwRuntime:
 		return "no container runtime: the job has an image and the agent does not run podman"
 	}
 	return ""

@@ -107,9 +107,6 @@ func New(window time.Duration) *Tree {
 // Root is the tree's top; its children are the top-level shares.
 func (t *Tree) Root() *Node { return t.root }
 
-// Parent returns n's parent, nil for the root.
-func (n *Node) Parent() *Node { return n.parent }
-
 // Children returns n's children in path order. The slice is the tree's own.
 func (n *Node) Children() []*Node { return n.children }
 

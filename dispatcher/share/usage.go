@@ -71,9 +71,6 @@ func (t *Tree) Usage(n *Node, now time.Time) float64 {
 	return n.done + max(n.runCores*s-n.runStart, 0)
 }
 
-// RunningCores is the cores n's running jobs hold.
-func (n *Node) RunningCores() float64 { return n.runCores }
-
 // Achieved is n's usage in percent of its siblings' (and its own) total;
 // 0 when none of them used anything.
 func (t *Tree) Achieved(n *Node, now time.Time) float64 {
