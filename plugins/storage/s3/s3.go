@@ -49,6 +49,10 @@ func newEndpoint(_ context.Context, c storage.Config) (storage.Endpoint, error) 
 		Secure:       u.Scheme == "https",
 		Region:       region,
 		BucketLookup: minio.BucketLookupPath,
+		// minio-go's default (10 tries, up to ~9 s) hides an outage behind a
+		// caller's deadline; Pando's stage-in and stage-out retry with their
+		// own back-off, so report a dead server within about a second.
+		MaxRetries: 3,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: s3 endpoint %q: %v", storage.ErrConfig, c.Name, err)
@@ -68,8 +72,11 @@ func (e *Endpoint) wrap(err error, what string) error {
 	switch {
 	case resp.Code == "NoSuchKey" || resp.Code == "NoSuchBucket" || resp.StatusCode == http.StatusNotFound:
 		return fmt.Errorf("%w: %s: %s", storage.ErrNotFound, e.name, what)
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.Canceled):
 		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		// The server did not answer within the caller's time: retryable.
+		return fmt.Errorf("%w: %s: %s: %w", storage.ErrUnavailable, e.name, what, err)
 	case resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("%w: %s: %s: access denied: %v", storage.ErrConfig, e.name, what, err)
 	}
