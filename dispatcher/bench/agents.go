@@ -217,13 +217,15 @@ func (a *simAgent) serve(rd *wire.Reader) {
 // complete walks one job through running to a successful report, then
 // gives the slot back.
 func (a *simAgent) complete(job int64, attempt int) {
+	// As the pilot does: the slot is granted back when the payload ends,
+	// before its report is delivered.
+	_ = a.ctrl.Write(&wire.Want{Slots: 1, Cores: 1, MemoryBytes: 1 << 30})
 	if err := a.report(job, attempt); err != nil {
 		a.run.errs.Add(1) // counted as done, so that the run still ends
 	}
 	if a.run.done.Add(1) == a.run.target {
 		a.run.once.Do(func() { close(a.run.allDone) })
 	}
-	_ = a.ctrl.Write(&wire.Want{Slots: 1, Cores: 1, MemoryBytes: 1 << 30})
 }
 
 func (a *simAgent) report(job int64, attempt int) error {
