@@ -390,7 +390,8 @@ func (s *Server) serveJobStream(ctx context.Context, ss *session, st *quic.Strea
 	// the connection's stream limit and the agent's writes pile up.
 	defer st.CancelRead(quic.StreamErrorCode(wire.CloseNormal))
 	id := ss.hello.AgentID
-	r := wire.NewReader(st, s.cfg.MaxFrame)
+	r := s.readers.Get(st, s.cfg.MaxFrame)
+	defer s.readers.Put(r)
 	w := wire.NewWriter(st)
 	m, err := r.Read()
 	if err != nil {

@@ -116,6 +116,7 @@ type Server struct {
 	ctx       context.Context
 
 	streams       *workers.Pool         // runs job streams
+	readers       wire.ReaderPool       // their readers
 	storeErr      atomic.Pointer[error] // the last commit's error while commits fail
 	peerLog       rateLog               // warnings a peer can trigger at will
 	closeOnce     sync.Once

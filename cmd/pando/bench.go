@@ -26,6 +26,7 @@ func newBenchDispatchCmd() *cobra.Command {
 		cfg                   bench.DispatchConfig
 		output, caFile, pin   string
 		tokenFile, cpuProfile string
+		memProfile            string
 	)
 	cmd := &cobra.Command{
 		Use:   "dispatch",
@@ -54,6 +55,9 @@ temporary directory is used, with durable state as in production.`,
 			if err != nil {
 				return err
 			}
+			if err := writeAllocs(memProfile); err != nil {
+				return err
+			}
 			if output == "json" {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
 			}
@@ -74,6 +78,7 @@ temporary directory is used, with durable state as in production.`,
 	f.StringVar(&pin, "pin", "", "with --dispatcher: its certificate pin instead of --ca-file")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile (in-process dispatcher and agents) to this file")
 	cmd.Flags().StringVar(&cfg.Server, "api", "", "with --dispatcher: its API URL (default $PANDO_SERVER)")
 	return cmd
 }
@@ -120,6 +125,23 @@ func profile(file string) (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// writeAllocs writes the heap profile, whose alloc_space view counts every
+// allocation since the start, into file (if any).
+func writeAllocs(file string) error {
+	if file == "" {
+		return nil
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func newBenchLatencyCmd() *cobra.Command {

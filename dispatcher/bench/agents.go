@@ -43,9 +43,10 @@ type run struct {
 	errs    atomic.Int64
 	refused atomic.Int64 // dials that had to be retried
 	pool    *workers.Pool
-	rtt     latencies    // heartbeat round trips
-	lost    atomic.Int64 // connections closed by the dispatcher
-	ending  atomic.Bool  // the benchmark is closing its connections
+	readers wire.ReaderPool // for the report streams
+	rtt     latencies       // heartbeat round trips
+	lost    atomic.Int64    // connections closed by the dispatcher
+	ending  atomic.Bool     // the benchmark is closing its connections
 	whyMu   sync.Mutex
 	why     map[string]int // lost connections by reason
 	period  atomic.Int64   // heartbeat period from Welcome, in ms (0: the caller's)
@@ -244,7 +245,9 @@ func (a *simAgent) report(job int64, attempt int) error {
 		return err
 	}
 	st.Close()
-	m, err := wire.NewReader(st, 0).Read()
+	rd := a.run.readers.Get(st, 0)
+	defer a.run.readers.Put(rd)
+	m, err := rd.Read()
 	if err != nil {
 		return err
 	}

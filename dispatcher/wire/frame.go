@@ -151,6 +151,32 @@ func NewReaderSize(r io.Reader, max, size int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, size), max: max}
 }
 
+// ReaderPool recycles Readers and their buffers for short-lived streams:
+// one per job attempt would otherwise allocate a 4 KiB buffer that lives a
+// few milliseconds, most of the bytes a busy dispatcher allocates.
+type ReaderPool struct{ p sync.Pool }
+
+// Get returns a Reader on r, as NewReader(r, max) does.
+func (p *ReaderPool) Get(r io.Reader, max int) *Reader {
+	rd, ok := p.p.Get().(*Reader)
+	if !ok {
+		return NewReader(r, max)
+	}
+	if max <= 0 {
+		max = MaxFrame
+	}
+	rd.r.Reset(r)
+	rd.max = max
+	return rd
+}
+
+// Put returns rd, which must come from Get, to the pool; the caller must
+// not use it again.
+func (p *ReaderPool) Put(rd *Reader) {
+	rd.r.Reset(nil)
+	p.p.Put(rd)
+}
+
 // Read returns the next message. io.EOF means the stream ended cleanly
 // between frames.
 func (r *Reader) Read() (Message, error) {

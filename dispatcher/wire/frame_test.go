@@ -353,3 +353,30 @@ func TestWriteBatch(t *testing.T) {
 		t.Fatalf("after last frame: %v, want io.EOF", err)
 	}
 }
+
+// A pooled Reader reads only from the stream it was last given, with that
+// call's limit: nothing buffered from an earlier stream leaks into it.
+func TestReaderPool(t *testing.T) {
+	var pool wire.ReaderPool
+	// The first stream has a frame more than its reader consumes.
+	first := append(frameOf(wire.TypeLog, []byte("a")), frameOf(wire.TypeLog, []byte("left behind"))...)
+	r := pool.Get(bytes.NewReader(first), 0)
+	if _, body, err := r.ReadRaw(); err != nil || string(body) != "a" {
+		t.Fatalf("first stream: %q %v", body, err)
+	}
+	pool.Put(r)
+	for range 3 { // the pool may hand back the same Reader or a new one
+		r = pool.Get(bytes.NewReader(frameOf(wire.TypeLog, []byte("second"))), 0)
+		if _, body, err := r.ReadRaw(); err != nil || string(body) != "second" {
+			t.Fatalf("second stream: %q %v", body, err)
+		}
+		if _, _, err := r.ReadRaw(); !errors.Is(err, io.EOF) {
+			t.Fatalf("after the second stream's only frame: %v, want EOF", err)
+		}
+		pool.Put(r)
+	}
+	r = pool.Get(bytes.NewReader(frameOf(wire.TypeLog, make([]byte, 10))), 5)
+	if _, _, err := r.ReadRaw(); !errors.Is(err, wire.ErrFrameTooLarge) {
+		t.Fatalf("limit 5, frame of 11: %v, want ErrFrameTooLarge", err)
+	}
+}

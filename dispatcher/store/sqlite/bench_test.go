@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -36,11 +37,18 @@ func BenchmarkCreateTask(b *testing.B) {
 	rowsPerSec(b, n+1)
 }
 
-// BenchmarkApply writes group commits of 500 job updates and 500 attempt
-// upserts, as the dispatcher does: each job moves on one state and its
-// current attempt is inserted or updated.
+// BenchmarkApply writes group commits of job updates and attempt upserts,
+// as the dispatcher does: each job moves on one state and its current
+// attempt is inserted or updated. The dispatch benchmark's commits carry a
+// few dozen rows; a backlog after a stall carries hundreds.
 func BenchmarkApply(b *testing.B) {
-	const perBatch, total = 500, 100_000
+	for _, perBatch := range []int{30, 500} {
+		b.Run(fmt.Sprintf("rows=%d", perBatch), func(b *testing.B) { benchApply(b, perBatch) })
+	}
+}
+
+func benchApply(b *testing.B, perBatch int) {
+	const total = 100_000
 	db := openTest(b, b.TempDir())
 	ctx := context.Background()
 	var jobs []store.Job

@@ -10,11 +10,14 @@ import (
 	"github.com/pando-wms/pando/dispatcher/store"
 )
 
-// chunk is how many rows one multi-row statement carries, to spread the
-// per-statement cost of database/sql and the driver. Larger chunks measured
-// no faster (UPDATE ... FROM got slower); 64 rows of at most 15 columns stay
-// far below SQLite's limit of bound parameters (32766).
-const chunk = 64
+// chunks are the row counts of the multi-row statements prepared for each
+// write, largest first: a batch is written with as few statements as
+// these sizes allow, spreading the per-statement cost of database/sql and
+// the driver (a group commit typically carries a few dozen rows, so a
+// single large size would leave most rows to one-row statements). Larger
+// chunks measured no faster (UPDATE ... FROM got slower); 64 rows of at
+// most 15 columns stay far below SQLite's limit of bound parameters (32766).
+var chunks = [...]int{64, 16, 4, 1}
 
 const (
 	insertTaskSQL = `INSERT INTO tasks (id, owner, name, queue, priority, jobs,
@@ -54,8 +57,12 @@ const (
 	fileRow = "(?,?,?,?,?,?,?,?,?,?,?)"
 )
 
-// multi is a statement prepared twice: for chunk rows and for one row.
-type multi struct{ many, one *sql.Stmt }
+// multi is a statement prepared once per size in chunks. args is reused
+// by every exec: the writer has one connection, so they never overlap.
+type multi struct {
+	st   [len(chunks)]*sql.Stmt
+	args []any
+}
 
 // writeStmts are prepared once on the writer's single connection and
 // reused by every transaction.
@@ -91,8 +98,9 @@ func (s *writeStmts) prepare(ctx context.Context, w *sql.DB) error {
 		{&s.attempts, upsertAttemptSQL, attemptRow},
 		{&s.files, upsertFileSQL, fileRow},
 	} {
-		qs = append(qs, prep{&m.dst.many, fmt.Sprintf(m.sql, rows(m.row, chunk))},
-			prep{&m.dst.one, fmt.Sprintf(m.sql, m.row)})
+		for i, n := range chunks {
+			qs = append(qs, prep{&m.dst.st[i], fmt.Sprintf(m.sql, rows(m.row, n))})
+		}
 	}
 	for _, q := range qs {
 		st, err := w.PrepareContext(ctx, q.query)
@@ -107,9 +115,11 @@ func (s *writeStmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *writeStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.nextID, s.insertTask, s.insertToken,
-		s.insertJobs.many, s.insertJobs.one, s.updateJobs.many, s.updateJobs.one,
-		s.attempts.many, s.attempts.one, s.files.many, s.files.one} {
+	all := []*sql.Stmt{s.nextID, s.insertTask, s.insertToken}
+	for _, m := range []*multi{&s.insertJobs, &s.updateJobs, &s.attempts, &s.files} {
+		all = append(all, m.st[:]...)
+	}
+	for _, st := range all {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -117,23 +127,26 @@ func (s *writeStmts) close() error {
 	return errors.Join(errs...)
 }
 
-// exec runs m in tx over n rows: chunk rows per statement, then the rest
-// one at a time. add appends the arguments of row i. It returns the number
-// of rows the statements affected.
-func (m multi) exec(ctx context.Context, tx *sql.Tx, n int, add func(args []any, i int) []any) (int64, error) {
-	many, one := tx.StmtContext(ctx, m.many), tx.StmtContext(ctx, m.one)
-	args := make([]any, 0, 16*chunk)
+// exec runs m in tx over n rows, in statements of the sizes in chunks.
+// add appends the arguments of row i. It returns the number of rows the
+// statements affected.
+func (m *multi) exec(ctx context.Context, tx *sql.Tx, n int, add func(args []any, i int) []any) (int64, error) {
 	var affected int64
-	for i := 0; i < n; {
-		k, st := chunk, many
-		if n-i < chunk {
-			k, st = 1, one
+	var txs [len(chunks)]*sql.Stmt
+	for i, c := 0, 0; i < n; {
+		for chunks[c] > n-i {
+			c++
 		}
-		args = args[:0]
-		for end := i + k; i < end; i++ {
+		args := m.args[:0]
+		for end := i + chunks[c]; i < end; i++ {
 			args = add(args, i)
 		}
-		res, err := st.ExecContext(ctx, args...)
+		m.args = args
+		if txs[c] == nil {
+			txs[c] = tx.StmtContext(ctx, m.st[c])
+		}
+		res, err := txs[c].ExecContext(ctx, args...)
+		clear(args) // do not pin the rows' strings until the next batch
 		if err != nil {
 			return affected, err
 		}
