@@ -13,6 +13,7 @@ import (
 	"github.com/pando-wms/pando/dispatcher/pki"
 	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/dispatcher/wire"
+	"github.com/pando-wms/pando/plugins/storage/tape/emulator"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -319,8 +320,10 @@ func newBenchCarouselCmd() *cobra.Command {
 		Long: `Runs the tape emulator twice over the same files, needed in dataset order
 (spread over the cartridges), each released as soon as it is on disk (or
 held by one of --consumers jobs for --hold): once through the carousel's
-window, once all requested at once (what the full disk buffer refuses is
-requested again). Prints MB/s of both, the limit (the drives':
+window, once all requested at once in dataset order, first come (what the
+full disk buffer refuses is requested again). --tape-order fifo makes the
+emulated tape system recall strictly in arrival order instead of reading
+the files of a mounted cartridge first. Prints MB/s of both, the limit (the drives':
 (cartridges x mount + files x (seek + size/rate)) / drives, or the jobs':
 consumers x size / hold, whichever is lower) and ratios.`,
 		Args: cobra.NoArgs,
@@ -342,8 +345,8 @@ consumers x size / hold, whichever is lower) and ratios.`,
 			if output == "json" {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d files, %s: carousel %.1f MB/s (%d mounts, %d refused, peak %d files / %s in flight), limit %.1f MB/s (ratio %.2f), all at once %.1f MB/s (%d mounts, %d refused; ratio %.2f)\n",
-				res.Files, task.FormatSize(res.Bytes), res.CarouselMBps, res.CarouselMounts, res.CarouselRetried, res.PeakFiles, task.FormatSize(res.PeakBytes),
+			fmt.Fprintf(cmd.OutOrStdout(), "%d files, %s, tape order %s: carousel %.1f MB/s (%d mounts, %d refused, peak %d files / %s in flight), limit %.1f MB/s (ratio %.2f), first come all at once %.1f MB/s (%d mounts, %d refused; ratio %.2f)\n",
+				res.Files, task.FormatSize(res.Bytes), res.TapeOrder, res.CarouselMBps, res.CarouselMounts, res.CarouselRetried, res.PeakFiles, task.FormatSize(res.PeakBytes),
 				res.LimitMBps, res.RatioLimit, res.UnwindowedMBps, res.UnwindowedMount, res.UnwindowedRetry, res.RatioUnwindowed)
 			return nil
 		}),
@@ -357,6 +360,7 @@ consumers x size / hold, whichever is lower) and ratios.`,
 	f.StringVar(&buffer, "buffer", "64MB", "the tape system's disk buffer")
 	f.DurationVar(&cfg.Mount, "mount", 200*time.Millisecond, "cartridge mount time")
 	f.DurationVar(&cfg.Seek, "seek", 20*time.Millisecond, "positioning time per file")
+	f.StringVar(&cfg.TapeOrder, "tape-order", emulator.OrderTape, "the emulated tape system's recall order: tape or fifo")
 	f.IntVar(&cfg.Window.Files, "window-files", 16, "carousel window: files in flight (default: the buffer's worth)")
 	f.StringVar(&winBytes, "window-bytes", "64MB", "carousel window: bytes in flight (default: the whole buffer)")
 	f.IntVar(&cfg.Consumers, "consumers", 0, "jobs reading the staged files, each holding one for --hold (0: release each file at once)")

@@ -55,6 +55,7 @@ Put files on tape by writing them under DIR/tape, or with PUT /data/PATH.`,
 	f.DurationVar(&cfg.Seek, "seek", 0, "time to position before each file (default 1s)")
 	f.StringVar(&rate, "rate", "300MB", "read rate of a drive, bytes per second")
 	f.StringVar(&buffer, "buffer", "10GiB", "size of the disk buffer")
+	f.StringVar(&cfg.Order, "order", emulator.OrderTape, "recall order: tape (files of a mounted cartridge first) or fifo (oldest first)")
 	f.StringVar(&cfg.Secret, "secret", os.Getenv("PANDO_TAPE_SECRET"), "require this secret as a bearer token or URL signing key (the endpoint's secret_key; env PANDO_TAPE_SECRET)")
 	lf.add(cmd)
 	return cmd

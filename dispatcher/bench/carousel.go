@@ -26,12 +26,16 @@ type CarouselConfig struct {
 	// reading its input); 0 consumers release each file at once.
 	Consumers int
 	Hold      time.Duration
+	// TapeOrder is the emulator's recall order (emulator.OrderTape or
+	// OrderFIFO; "" is OrderTape).
+	TapeOrder string
 }
 
 // CarouselResult compares the windowed carousel with the drives' limit and
 // with first-come staging of everything at once; JSON keys are a contract.
 type CarouselResult struct {
 	Files           int     `json:"files"`
+	TapeOrder       string  `json:"tape_order"`
 	Bytes           int64   `json:"bytes"`
 	CarouselMBps    float64 `json:"carousel_mb_per_sec"`
 	LimitMBps       float64 `json:"limit_mb_per_sec"`
@@ -47,10 +51,10 @@ type CarouselResult struct {
 }
 
 // Carousel stages the same files twice from fresh emulators: through the
-// window, and all at once (retrying what the full buffer refuses). The
-// consumer releases each file as soon as it is on disk. Files are needed in
-// dataset order, which spreads them over the cartridges (file i on
-// cartridge i mod Cartridges).
+// window, and first come, all at once (in dataset order, retrying what the
+// full buffer refuses). The consumer releases each file as soon as it is
+// on disk. Files are needed in dataset order, which spreads them over the
+// cartridges (file i on cartridge i mod Cartridges).
 func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) {
 	if cfg.Files <= 0 || cfg.Cartridges <= 0 || cfg.Drives <= 0 || cfg.Size <= 0 || cfg.Rate <= 0 {
 		return nil, fmt.Errorf("bench: files, cartridges, drives, size and rate must be positive")
@@ -65,7 +69,10 @@ func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) 
 		p := fmt.Sprintf("/C%02d/f%05d", i%cfg.Cartridges, i)
 		files = append(files, carousel.File{Path: p, Size: cfg.Size})
 	}
-	res := &CarouselResult{Files: cfg.Files, Bytes: int64(cfg.Files) * cfg.Size}
+	if cfg.TapeOrder == "" {
+		cfg.TapeOrder = emulator.OrderTape
+	}
+	res := &CarouselResult{Files: cfg.Files, TapeOrder: cfg.TapeOrder, Bytes: int64(cfg.Files) * cfg.Size}
 	perFile := cfg.Seek + time.Duration(float64(cfg.Size)/float64(cfg.Rate)*float64(time.Second))
 	limit := (time.Duration(cfg.Cartridges)*cfg.Mount + time.Duration(cfg.Files)*perFile) / time.Duration(cfg.Drives)
 	mb := float64(res.Bytes) / 1e6
@@ -75,7 +82,7 @@ func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) 
 	}
 
 	var retried int
-	run := func(name string, win carousel.Window, retries int) (float64, int64, carousel.Window, error) {
+	run := func(name string, win carousel.Window, retries int, firstCome bool) (float64, int64, carousel.Window, error) {
 		d := filepath.Join(dir, name)
 		payload := make([]byte, cfg.Size)
 		for _, f := range files {
@@ -87,7 +94,7 @@ func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) 
 				return 0, 0, carousel.Window{}, err
 			}
 		}
-		emu, err := emulator.New(emulator.Config{Dir: d, Drives: cfg.Drives, Mount: cfg.Mount, Seek: cfg.Seek, Rate: cfg.Rate, BufferBytes: cfg.Buffer})
+		emu, err := emulator.New(emulator.Config{Dir: d, Drives: cfg.Drives, Mount: cfg.Mount, Seek: cfg.Seek, Rate: cfg.Rate, BufferBytes: cfg.Buffer, Order: cfg.TapeOrder})
 		if err != nil {
 			return 0, 0, carousel.Window{}, err
 		}
@@ -97,7 +104,7 @@ func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) 
 		if err != nil {
 			return 0, 0, carousel.Window{}, err
 		}
-		c := carousel.New(ep.(*tape.Endpoint), carousel.Config{Window: win, Poll: 20 * time.Millisecond, Retries: retries, Streams: cfg.Drives})
+		c := carousel.New(ep.(*tape.Endpoint), carousel.Config{Window: win, Poll: 20 * time.Millisecond, Retries: retries, Streams: cfg.Drives, FirstCome: firstCome})
 		out := make(chan carousel.Result, len(files)) // the carousel never waits for its consumers
 		errc := make(chan error, 1)
 		t0 := time.Now()
@@ -131,11 +138,11 @@ func Carousel(ctx context.Context, cfg CarouselConfig) (*CarouselResult, error) 
 		return mb / time.Since(t0).Seconds(), mounts, c.Peak(), nil
 	}
 	var peak carousel.Window
-	if res.CarouselMBps, res.CarouselMounts, peak, err = run("windowed", cfg.Window, 2); err != nil {
+	if res.CarouselMBps, res.CarouselMounts, peak, err = run("windowed", cfg.Window, 2, false); err != nil {
 		return nil, err
 	}
 	res.PeakFiles, res.PeakBytes, res.CarouselRetried = peak.Files, peak.Bytes, retried
-	if res.UnwindowedMBps, res.UnwindowedMount, _, err = run("unwindowed", carousel.Window{Files: cfg.Files, Bytes: 1 << 62}, 1<<30); err != nil {
+	if res.UnwindowedMBps, res.UnwindowedMount, _, err = run("unwindowed", carousel.Window{Files: cfg.Files, Bytes: 1 << 62}, 1<<30, true); err != nil {
 		return nil, err
 	}
 	res.UnwindowedRetry = retried

@@ -63,3 +63,20 @@ func TestAdmissionKeepsJobsTogether(t *testing.T) {
 		}
 	}
 }
+
+// First-come admission (the benchmark's baseline) keeps the order given.
+func TestAdmissionFirstCome(t *testing.T) {
+	a := newAdmission(2)
+	a.firstCome = true
+	var want []string
+	for i := range 12 {
+		p := fmt.Sprintf("/T%d/f%02d", i%4, i)
+		a.push(File{Path: p, Size: 1})
+		want = append(want, p)
+	}
+	for i, f := range admitAll(a) {
+		if f.Path != want[i] {
+			t.Fatalf("admitted #%d: %s, want %s", i, f.Path, want[i])
+		}
+	}
+}

@@ -56,7 +56,11 @@ type Config struct {
 	// until they run dry, so that a drive reads a tape to its end instead
 	// of remounting for every file in dataset order.
 	Streams int
-	Logger  *slog.Logger
+	// FirstCome admits files in the order given, without grouping them by
+	// tape: first-come staging, the baseline `pando bench carousel`
+	// compares the carousel with.
+	FirstCome bool
+	Logger    *slog.Logger
 }
 
 // Carousel stages files in a window. Run it once per set of files.
@@ -108,6 +112,7 @@ type pending struct {
 // stay in the window until Release.
 func (c *Carousel) Run(ctx context.Context, files []File, out chan<- Result) error {
 	q := newAdmission(c.cfg.Streams)
+	q.firstCome = c.cfg.FirstCome
 	for _, f := range files {
 		q.push(f)
 	}
@@ -274,6 +279,8 @@ type admission struct {
 	open    map[string]int // open groups: files admitted since opened
 	jobLeft map[int64]int  // queued files per job
 	partial int64          // a job with files admitted and files queued (0: none)
+	// firstCome: every file in queue order (Config.FirstCome).
+	firstCome bool
 }
 
 func newAdmission(streams int) *admission {
@@ -303,6 +310,9 @@ func (a *admission) requeue(fs []File) {
 
 // pick returns the index of the file to admit next; a.len() > 0.
 func (a *admission) pick() int {
+	if a.firstCome {
+		return 0
+	}
 	n := min(len(a.files), lookahead)
 	if a.partial != 0 {
 		for i := range n {

@@ -124,6 +124,47 @@ func TestStageThroughDrives(t *testing.T) {
 	}
 }
 
+// A FIFO tape system recalls in arrival order, remounting whenever the
+// next file sits on another cartridge; an unknown order is refused.
+func TestFIFOOrder(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"A/f1", "A/f2", "B/g1"} {
+		file := filepath.Join(dir, "tape", p)
+		os.MkdirAll(filepath.Dir(file), 0o755)
+		os.WriteFile(file, []byte("content of "+p), 0o644)
+	}
+	emu, ep := start(t, emulator.Config{Dir: dir, Drives: 1, Mount: 20 * time.Millisecond, Seek: time.Millisecond, Order: emulator.OrderFIFO})
+	ctx := context.Background()
+	id, err := ep.Stage(ctx, []string{"/A/f1", "/B/g1", "/A/f2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		files, err := ep.Poll(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for _, f := range files {
+			if f.State == "COMPLETED" {
+				done++
+			}
+		}
+		if done == len(files) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stage request not done: %+v", files)
+		}
+	}
+	if mounts, _ := emu.Stats(); mounts != 3 {
+		t.Errorf("%d mounts for A, B, A in arrival order with one drive, want 3", mounts)
+	}
+	if _, err := emulator.New(emulator.Config{Dir: t.TempDir(), Order: "lifo"}); err == nil || !strings.Contains(err.Error(), `order "lifo"`) {
+		t.Errorf("order lifo: %v, want refused", err)
+	}
+}
+
 // A buffer smaller than the files pinned by active requests evicts only released files.
 func TestBufferEvictsReleasedFilesOnly(t *testing.T) {
 	dir := t.TempDir()

@@ -3,7 +3,9 @@
 // directory of their path), drives mount a cartridge, seek and read at a
 // fixed rate into a disk buffer of bounded size, from which a data door
 // serves them. Stage requests are queued; a drive prefers files on the
-// cartridge it has mounted, as real schedulers do.
+// cartridge it has mounted, as the schedulers of CTA, Enstore or GEMSS do,
+// or (OrderFIFO) serves them strictly oldest first, as a tape system that
+// recalls in arrival order does.
 //
 // API (under /api/v1): POST stage {"files":[{"path":P}]} → 201 {"requestId"};
 // GET stage/ID; POST stage/ID/cancel {"paths"}; DELETE stage/ID; POST
@@ -45,11 +47,22 @@ type Config struct {
 	Seek        time.Duration // positioning before each file; default 1s
 	Rate        int64         // bytes/s read from tape; default 300 MB/s
 	BufferBytes int64         // disk buffer; default 10 GiB
+	Order       string        // OrderTape (default) or OrderFIFO
 	// Secret, when set, is required: as a bearer token on every request,
 	// or as the key of a signed data door URL (tape.SignedQuery).
 	Secret string
 	Logger *slog.Logger
 }
+
+// Recall orders of Config.Order.
+const (
+	// OrderTape: a drive takes queued files of the cartridge it holds
+	// first, whenever they were asked for.
+	OrderTape = "tape"
+	// OrderFIFO: a drive takes the oldest queued file whose cartridge no
+	// other drive holds, remounting as often as arrival order says.
+	OrderFIFO = "fifo"
+)
 
 // File states of the API.
 const (
@@ -130,6 +143,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	switch cfg.Order {
+	case "":
+		cfg.Order = OrderTape
+	case OrderTape, OrderFIFO:
+	default:
+		return nil, fmt.Errorf("tape emulator: order %q: want %s or %s", cfg.Order, OrderTape, OrderFIFO)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, tape: filepath.Join(cfg.Dir, "tape"), disk: filepath.Join(cfg.Dir, "disk"),
 		requests: map[string]*request{}, queue: list.New(), onDisk: map[string]bool{}, pins: map[string]int{},
 		mounted: make([]string, cfg.Drives)}
@@ -180,8 +200,8 @@ func cartridge(p string) string { return strings.SplitN(p[1:], "/", 2)[0] }
 func (s *Server) tapeFile(p string) string { return filepath.Join(s.tape, filepath.FromSlash(p)) }
 func (s *Server) diskFile(p string) string { return filepath.Join(s.disk, filepath.FromSlash(p)) }
 
-// drive serves the queue: files of the mounted cartridge first, else the
-// oldest file, mounting its cartridge.
+// drive serves the queue: files of the mounted cartridge first (OrderTape),
+// else the oldest file whose cartridge no other drive holds, mounting it.
 func (s *Server) drive(i int) {
 	defer s.wg.Done()
 	for {
@@ -190,7 +210,7 @@ func (s *Server) drive(i int) {
 		for pick == nil && !s.closed {
 			for el := s.queue.Front(); el != nil; el = el.Next() {
 				q := el.Value.(*queued)
-				if s.mounted[i] != "" && cartridge(q.file.Path) == s.mounted[i] {
+				if s.cfg.Order == OrderTape && s.mounted[i] != "" && cartridge(q.file.Path) == s.mounted[i] {
 					pick = el
 					break
 				}
