@@ -56,7 +56,11 @@ type Config struct {
 	// period (1 minute; negative: none).
 	ShareWindow time.Duration
 	Aging       time.Duration
-	Logger      *slog.Logger
+	// ReserveAfter: a task first in line that has waited this long for
+	// free cores, memory or GPUs gets an agent drained for it (10 minutes;
+	// negative: never).
+	ReserveAfter time.Duration
+	Logger       *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -86,6 +90,9 @@ func (c *Config) defaults() {
 	}
 	if c.Aging == 0 {
 		c.Aging = time.Minute
+	}
+	if c.ReserveAfter == 0 {
+		c.ReserveAfter = 10 * time.Minute
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = wire.MaxFrame
@@ -163,7 +170,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.broker = broker.New(broker.Config{
 		AgentTimeout: cfg.AgentTimeout, Grace: cfg.Grace, RetryBackoff: cfg.RetryBackoff,
-		JobEnded: s.jobEnded, ShareWindow: cfg.ShareWindow, Aging: max(cfg.Aging, 0),
+		JobEnded: s.jobEnded, ShareWindow: cfg.ShareWindow, Aging: max(cfg.Aging, 0), ReserveAfter: max(cfg.ReserveAfter, 0),
 		ObserveDispatch: s.metrics.observeDispatch,
 	}, cfg.Logger.With("component", "broker"))
 	s.metrics.stats = s.broker.Stats

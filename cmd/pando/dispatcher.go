@@ -90,6 +90,7 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 	f.DurationVar(&cfg.RetryBackoff, "retry-backoff", 0, "delay before the first retry, doubling per attempt (default 1s; negative: none)")
 	f.DurationVar(&cfg.ShareWindow, "share-window", 0, "time constant over which shares' past usage decays (default 10m)")
 	f.DurationVar(&cfg.Aging, "aging", 0, "a waiting task gains one priority point per this much time (default 1m; negative: no aging)")
+	f.DurationVar(&cfg.ReserveAfter, "reserve-after", 0, "a task first in line that waited this long for free cores, memory or GPUs gets an agent drained for it (default 10m; negative: never)")
 	f.DurationVar(&cfg.CommitTimeout, "commit-timeout", 0, "how long an API call waits for its change to be durable before answering 503 (default 30s)")
 	f.StringVar(&storageFile, "storage", "", "YAML file of named storage endpoints (endpoints: [{name, kind: s3|posix|tape, url, access_key, secret_key, window_files, window_bytes}])")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process (e.g. 6GiB); the garbage collector works harder near it (default: GOMEMLIMIT, else none)")

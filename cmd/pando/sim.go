@@ -58,6 +58,7 @@ are described in full by 'go doc github.com/pando-wms/pando/dispatcher/sim'.`,
 	f.StringVar(&fl.shares, "shares", "", "YAML list of share targets: {path, target}")
 	f.DurationVar(&fl.cfg.ShareWindow, "share-window", 0, "time constant over which shares' past usage decays (default 10m, as the dispatcher)")
 	f.DurationVar(&fl.cfg.Aging, "aging", 0, "a waiting task gains one priority point per this much time (default 1m; negative: no aging)")
+	f.DurationVar(&fl.cfg.ReserveAfter, "reserve-after", 0, "a task first in line that waited this long for free cores, memory or GPUs gets an agent drained for it (default 10m, as the dispatcher; negative: never)")
 	f.StringVar(&fl.cpuProfile, "cpuprofile", "", "write a CPU profile of the replay to this file")
 	_ = cmd.MarkFlagRequired("trace")
 	out = outputFlag(cmd)

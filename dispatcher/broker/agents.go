@@ -29,6 +29,25 @@ type agentState struct {
 	deadline           int64 // Unix seconds, 0: none
 
 	cache *cache.Summary // what its node cache holds, if it said
+
+	// reserved is the task this agent drains for (Config.ReserveAfter).
+	reserved *taskState
+}
+
+// reserve makes a drain for t.
+func (b *Broker) reserve(a *agentState, t *taskState) {
+	b.unreserve(a)
+	a.reserved = t
+	t.reservedBy++
+	b.draining++
+}
+
+func (b *Broker) unreserve(a *agentState) {
+	if a.reserved != nil {
+		a.reserved.reservedBy--
+		a.reserved = nil
+		b.draining--
+	}
 }
 
 // AgentInfo is a snapshot of an agent for listings.
@@ -77,8 +96,10 @@ func (b *Broker) Connect(h *wire.Hello, s Session) (drop []wire.RunningJob, err 
 		old = a.session
 		delete(b.hungry, a)
 		a.q.agents--
+		b.connected--
 	}
 	q.agents++
+	b.connected++
 	a.name, a.kind, a.queue, a.q, a.res = h.Name, h.Kind, q.def.Name, q, h.Resources
 	a.session, a.since, a.lostAt = s, b.cfg.Now(), time.Time{}
 	a.slots, a.cores, a.gpus, a.memory, a.deadline = 0, 0, 0, 0, h.Deadline
@@ -118,7 +139,9 @@ func (b *Broker) Disconnect(agentID string, s Session) {
 	}
 	a.session = nil
 	a.q.agents--
+	b.connected--
 	a.lostAt = b.cfg.Now().Add(b.cfg.Grace)
+	b.unreserve(a)
 	delete(b.hungry, a)
 	if len(a.jobs) == 0 {
 		delete(b.agents, agentID)

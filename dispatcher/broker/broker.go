@@ -64,6 +64,12 @@ type Config struct {
 	// ObserveDispatch, if set, is given each job's time from ready to its
 	// Assign pushed (outside the lock).
 	ObserveDispatch func(time.Duration)
+	// ReserveAfter: a task first in line that has waited this long for
+	// free cores, memory or GPUs on agents whose nodes could run it gets
+	// such an agent reserved: the agent takes no other work until the
+	// task's job fits (it drains), so that large jobs are not starved by
+	// a stream of small ones. Zero turns reservations off.
+	ReserveAfter time.Duration
 }
 
 // Broker holds the live state. Its methods are safe for concurrent use.
@@ -92,6 +98,9 @@ type Broker struct {
 	// matching scratch
 	orderBufs [][]*share.Node // share order per tree depth
 	gen       uint64          // match generation (taskState.noFit)
+	starved   *taskState      // the overdue task the current pick passed over for credit
+	draining  int             // agents reserved for a task
+	connected int             // agents with a session
 
 	// reported holds attempts whose final report was accepted but whose
 	// commit has not landed yet (attempt -> agent ID): a resent report is

@@ -58,6 +58,20 @@ type taskState struct {
 	ready    []*jobState // FIFO of queued jobs (may hold stale entries)
 	indexed  bool
 	noFit    uint64 // the match generation in which it did not fit
+
+	reservedBy int // agents draining for it
+}
+
+// readySince returns when t's oldest queued job became ready; false if
+// none of the first few entries of t.ready is queued (stale entries are
+// dropped lazily by pop).
+func (t *taskState) readySince() (time.Time, bool) {
+	for _, j := range t.ready[:min(len(t.ready), 16)] {
+		if j.state == stateReady && j.queued {
+			return j.readySince, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // jobState is one live job.

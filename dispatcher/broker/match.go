@@ -172,14 +172,36 @@ func (b *Broker) match(a *agentState) {
 	b.gen++
 	for a.slots > 0 && a.cores > 0 && a.q.def.Open() {
 		var t *taskState
-		if b.index.gpuTasks > 0 && len(a.res.GPUs) > 0 {
-			var gpuWaits bool
-			t, gpuWaits = b.pick(a, gpuWork, now)
-			if t == nil && !gpuWaits {
-				t, _ = b.pick(a, cpuWork, now)
+		if r := a.reserved; r != nil {
+			fit := fitHardware // the task is gone
+			if r.nready > 0 && r.indexed {
+				fit = b.fits(a, r, now.Unix())
 			}
-		} else {
-			t, _ = b.pick(a, anyWork, now)
+			if fit == fitCredit {
+				break // still draining for it: no other work
+			}
+			b.unreserve(a)
+			if fit == fitOK {
+				t = r
+			}
+		}
+		if t == nil {
+			b.starved = nil
+			if b.index.gpuTasks > 0 && len(a.res.GPUs) > 0 {
+				var gpuWaits bool
+				t, gpuWaits = b.pick(a, gpuWork, now)
+				if t == nil && !gpuWaits {
+					t, _ = b.pick(a, cpuWork, now)
+				}
+			} else {
+				t, _ = b.pick(a, anyWork, now)
+			}
+			if b.starved != nil {
+				// A task ahead of t has waited too long for credit that
+				// a's node could give it: drain a for it.
+				b.reserve(a, b.starved)
+				break
+			}
 		}
 		if t == nil {
 			break
@@ -263,18 +285,38 @@ func (b *Broker) pickIn(n *share.Node, depth int, a *agentState, mode gpuMode, n
 		if t.noFit == b.gen || (mode == gpuWork) != (t.res.GPUs > 0) && mode != anyWork {
 			continue
 		}
-		switch b.fits(a, t, unix) {
+		switch m := b.fits(a, t, unix); m {
 		case fitOK:
 			return t
 		case fitCredit, fitTime:
 			if t.res.GPUs > 0 {
 				*gpuWaits = true
 			}
+			if m == fitCredit && b.starved == nil && b.overdue(t, now) {
+				b.starved = t
+			}
 		}
 		t.noFit = b.gen // credit only shrinks during one match
 	}
 	return nil
 }
+
+// overdue reports whether t has waited long enough for free credit to
+// have an agent drain for it, has fewer agents draining than jobs waiting,
+// and fewer than one agent in maxDrainingShare drains already: every
+// draining agent idles cores, and draining many at once for many large
+// jobs costs more than it gives (pando sim: unbounded draining at 150%
+// load cut utilisation from 70% to 49% and made the large jobs wait longer).
+func (b *Broker) overdue(t *taskState, now time.Time) bool {
+	if b.cfg.ReserveAfter <= 0 || t.reservedBy >= t.nready || b.draining >= max(1, b.connected/maxDrainingShare) {
+		return false
+	}
+	since, ok := t.readySince()
+	return ok && now.Sub(since) >= b.cfg.ReserveAfter
+}
+
+// maxDrainingShare: at most one connected agent in this many drains.
+const maxDrainingShare = 50
 
 // preferScan bounds how many ready jobs of a task are looked at for one
 // whose inputs an agent holds: matching stays O(1) per assignment.

@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -341,5 +342,95 @@ func TestGPUHoldReleased(t *testing.T) {
 	}
 	if got := jobIDs(gpuNode.assigns()); !equalIDs(got, cpu) {
 		t.Fatalf("once no GPU work waits, the GPU node got %v, want the CPU jobs %v", got, cpu)
+	}
+}
+
+// A job that needs a whole node is not starved by a stream of one-core
+// jobs: once it has waited ReserveAfter, the next agent whose node could run
+// it drains (takes no other work) until it fits. Without reservations it
+// waits forever here.
+func TestLargeJobsReserveAnAgent(t *testing.T) {
+	for _, reserve := range []time.Duration{0, 10 * time.Minute} {
+		cfg := defaultConfig()
+		cfg.ReserveAfter = reserve
+		h := newHarness(t, cfg)
+		small, _ := h.addTask(taskOpts{jobs: 1000})
+		hello := h.hello("node", "")
+		hello.Resources = wire.Resources{Cores: 4, MemoryBytes: 16 * gib}
+		a := h.connectHello(hello)
+		a.want(4)
+		h.commit()
+		running := a.assigns()
+		big, bigIDs := h.addTask(taskOpts{cores: 4, priority: 10})
+		bigAt := -1
+		draining := false
+		for step := range 40 {
+			h.clk.Advance(time.Minute)
+			a.done(running[0])
+			running = append(running[1:], a.assigns()...)
+			if len(running) > 0 && running[len(running)-1].TaskID == big.ID {
+				bigAt = step
+				break
+			}
+			if len(running) < 4 && !draining { // the agent holds a freed core back
+				draining = true
+				w, _ := h.b.Why(bigIDs[0])
+				if len(w.Agents) != 1 || !strings.Contains(w.Agents[0].Reason, "draining for this task") {
+					t.Errorf("why of the big job while draining: %+v", w.Agents)
+				}
+				if step < 9 {
+					t.Errorf("the agent started draining after %d minutes, want 10", step+1)
+				}
+			}
+		}
+		t.Logf("reserve after %v: the 4-core job started at step %d (-1: never); drained: %v", reserve, bigAt, draining)
+		switch {
+		case reserve == 0 && bigAt >= 0:
+			t.Fatalf("without reservations the 4-core job ran after %d minutes; the test cannot show starvation", bigAt+1)
+		case reserve > 0 && bigAt < 0:
+			t.Fatalf("with reservations after %v the 4-core job never ran (small task %d took every freed core)", reserve, small.ID)
+		case reserve > 0 && bigAt > 9+4:
+			t.Fatalf("the 4-core job ran after %d minutes, want at most 10 of waiting + 4 of draining", bigAt+1)
+		}
+		if reserve > 0 {
+			// The reservation is spent: freed cores go to small jobs again.
+			a.done(running[len(running)-1])
+			if got := a.assigns(); len(got) == 0 {
+				t.Fatal("after the 4-core job the agent took no more work")
+			}
+		}
+	}
+}
+
+// Draining idles cores, so only one agent in 50 (at least one) drains at a
+// time, however many large jobs are overdue.
+func TestDrainingIsCapped(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.ReserveAfter = 10 * time.Minute
+	h := newHarness(t, cfg)
+	h.addTask(taskOpts{jobs: 1000})
+	var agents []*agent
+	var running [][]*wire.Assign
+	for i := range 10 {
+		hello := h.hello(fmt.Sprintf("node-%d", i), "")
+		hello.Resources = wire.Resources{Cores: 4, MemoryBytes: 16 * gib}
+		a := h.connectHello(hello)
+		a.want(4)
+		h.commit()
+		agents, running = append(agents, a), append(running, a.assigns())
+	}
+	for range 5 {
+		h.addTask(taskOpts{cores: 4, priority: 10})
+	}
+	h.clk.Advance(11 * time.Minute)
+	held := 0
+	for i, a := range agents {
+		a.done(running[i][0])
+		if len(a.assigns()) == 0 {
+			held++
+		}
+	}
+	if held != 1 {
+		t.Fatalf("%d of 10 agents held a freed core back for the overdue 4-core jobs, want 1", held)
 	}
 }

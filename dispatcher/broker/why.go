@@ -149,6 +149,11 @@ func (b *Broker) whyAgent(a *agentState, t *taskState, now int64) (string, bool)
 		return fmt.Sprintf("walltime too long: the job needs %v, the agent has %v left", time.Duration(t.res.WalltimeSecs)*time.Second, left), false
 	}
 	r := &t.res
+	if o := a.reserved; o == t {
+		return fmt.Sprintf("draining for this task: the job needs %d cores, %d are free", r.Cores, a.cores), false
+	} else if o != nil {
+		return fmt.Sprintf("draining for task %d, which waited longest for %d cores: it takes no other work until that job fits", o.id, o.res.Cores), false
+	}
 	switch {
 	case a.slots < 1:
 		return fmt.Sprintf("busy: all its slots are taken (%d jobs running)", len(a.jobs)), false

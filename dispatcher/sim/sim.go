@@ -28,6 +28,9 @@ type Config struct {
 	// 1m; a negative Aging turns aging off).
 	ShareWindow time.Duration
 	Aging       time.Duration
+	// ReserveAfter is the broker's (dispatcher default 10m; negative:
+	// never).
+	ReserveAfter time.Duration
 	// Logger is the broker's; nil: discarded.
 	Logger *slog.Logger
 }
@@ -108,6 +111,9 @@ func newSimulation(ctx context.Context, rows []Row, cfg Config) (*simulation, er
 	if cfg.Aging == 0 {
 		cfg.Aging = time.Minute
 	}
+	if cfg.ReserveAfter == 0 {
+		cfg.ReserveAfter = 10 * time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -125,7 +131,7 @@ func newSimulation(ctx context.Context, rows []Row, cfg Config) (*simulation, er
 		recheck: make([]bool, nq), recheckNext: make([]bool, nq), queueIndex: map[string]int{},
 		known: map[string]bool{}, shareMemo: map[string]string{}, checkShares: len(cfg.Shares) > 0}
 	s.b = broker.New(broker.Config{Now: s.clock, AgentTimeout: 1 << 62, Grace: 1 << 62,
-		ShareWindow: cfg.ShareWindow, Aging: max(cfg.Aging, 0)}, cfg.Logger)
+		ShareWindow: cfg.ShareWindow, Aging: max(cfg.Aging, 0), ReserveAfter: max(cfg.ReserveAfter, 0)}, cfg.Logger)
 	for i, q := range cfg.Queues {
 		s.b.PutQueue(q.Queue)
 		s.queueIndex[q.Name] = i
