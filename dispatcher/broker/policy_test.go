@@ -434,3 +434,28 @@ func TestDrainingIsCapped(t *testing.T) {
 		t.Fatalf("%d of 10 agents held a freed core back for the overdue 4-core jobs, want 1", held)
 	}
 }
+
+// While an agent drains for one task, why says so for the other tasks'
+// jobs.
+func TestWhyDraining(t *testing.T) {
+	cfg := defaultConfig()
+	cfg.ReserveAfter = time.Minute
+	h := newHarness(t, cfg)
+	_, smallIDs := h.addTask(taskOpts{jobs: 10})
+	hello := h.hello("node", "")
+	hello.Resources = wire.Resources{Cores: 2, MemoryBytes: 8 * gib}
+	a := h.connectHello(hello)
+	a.want(2)
+	h.commit()
+	running := a.assigns()
+	big, _ := h.addTask(taskOpts{cores: 2})
+	h.clk.Advance(2 * time.Minute)
+	a.done(running[0])
+	if got := a.assigns(); len(got) != 0 {
+		t.Fatalf("a draining agent took %v", tasksOf(got))
+	}
+	w, _ := h.b.Why(smallIDs[len(smallIDs)-1])
+	if len(w.Agents) != 1 || !strings.Contains(w.Agents[0].Reason, fmt.Sprintf("draining for task %d", big.ID)) {
+		t.Fatalf("why of a small job: %+v", w.Agents)
+	}
+}

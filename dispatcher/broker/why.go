@@ -152,7 +152,8 @@ func (b *Broker) whyAgent(a *agentState, t *taskState, now int64) (string, bool)
 	if o := a.reserved; o == t {
 		return fmt.Sprintf("draining for this task: the job needs %d cores, %d are free", r.Cores, a.cores), false
 	} else if o != nil {
-		return fmt.Sprintf("draining for task %d, which waited longest for %d cores: it takes no other work until that job fits", o.id, o.res.Cores), false
+		return fmt.Sprintf("draining for task %d (its jobs need %d cores, %d MiB, %d GPUs): it takes no other work until one fits",
+			o.id, o.res.Cores, o.res.MemoryBytes>>20, o.res.GPUs), false
 	}
 	switch {
 	case a.slots < 1:
