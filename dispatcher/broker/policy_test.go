@@ -448,7 +448,7 @@ func TestWhyDraining(t *testing.T) {
 	a.want(2)
 	h.commit()
 	running := a.assigns()
-	big, _ := h.addTask(taskOpts{cores: 2})
+	big, _ := h.addTask(taskOpts{cores: 2, priority: 10})
 	h.clk.Advance(2 * time.Minute)
 	a.done(running[0])
 	if got := a.assigns(); len(got) != 0 {
