@@ -173,8 +173,8 @@ func (b *Broker) match(a *agentState) {
 	for a.slots > 0 && a.cores > 0 && a.q.def.Open() {
 		var t *taskState
 		if r := a.reserved; r != nil {
-			fit := fitHardware // the task is gone
-			if r.nready > 0 && r.indexed {
+			fit := fitHardware // the task is gone, or other agents took its jobs
+			if r.nready >= r.reservedBy && r.indexed {
 				fit = b.fits(a, r, now.Unix())
 			}
 			if fit == fitCredit {
