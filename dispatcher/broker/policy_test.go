@@ -345,6 +345,18 @@ func TestGPUHoldReleased(t *testing.T) {
 	}
 }
 
+// busyNode connects an agent whose node has the given cores (4 GiB each)
+// and grants them all, so that it takes that many one-core jobs of the
+// work waiting; it returns the agent and those assignments.
+func (h *harness) busyNode(name string, cores int) (*agent, []*wire.Assign) {
+	hello := h.hello(name, "")
+	hello.Resources = wire.Resources{Cores: cores, MemoryBytes: int64(cores) * 4 * gib}
+	a := h.connectHello(hello)
+	a.want(cores)
+	h.commit()
+	return a, a.assigns()
+}
+
 // A job that needs a whole node is not starved by a stream of one-core
 // jobs: once it has waited ReserveAfter, the next agent whose node could run
 // it drains (takes no other work) until it fits. Without reservations it
@@ -355,12 +367,7 @@ func TestLargeJobsReserveAnAgent(t *testing.T) {
 		cfg.ReserveAfter = reserve
 		h := newHarness(t, cfg)
 		small, _ := h.addTask(taskOpts{jobs: 1000})
-		hello := h.hello("node", "")
-		hello.Resources = wire.Resources{Cores: 4, MemoryBytes: 16 * gib}
-		a := h.connectHello(hello)
-		a.want(4)
-		h.commit()
-		running := a.assigns()
+		a, running := h.busyNode("node", 4)
 		big, bigIDs := h.addTask(taskOpts{cores: 4, priority: 10})
 		bigAt := -1
 		draining := false
@@ -412,12 +419,8 @@ func TestDrainingIsCapped(t *testing.T) {
 	var agents []*agent
 	var running [][]*wire.Assign
 	for i := range 10 {
-		hello := h.hello(fmt.Sprintf("node-%d", i), "")
-		hello.Resources = wire.Resources{Cores: 4, MemoryBytes: 16 * gib}
-		a := h.connectHello(hello)
-		a.want(4)
-		h.commit()
-		agents, running = append(agents, a), append(running, a.assigns())
+		a, r := h.busyNode(fmt.Sprintf("node-%d", i), 4)
+		agents, running = append(agents, a), append(running, r)
 	}
 	for range 5 {
 		h.addTask(taskOpts{cores: 4, priority: 10})
@@ -442,12 +445,7 @@ func TestWhyDraining(t *testing.T) {
 	cfg.ReserveAfter = time.Minute
 	h := newHarness(t, cfg)
 	_, smallIDs := h.addTask(taskOpts{jobs: 10})
-	hello := h.hello("node", "")
-	hello.Resources = wire.Resources{Cores: 2, MemoryBytes: 8 * gib}
-	a := h.connectHello(hello)
-	a.want(2)
-	h.commit()
-	running := a.assigns()
+	a, running := h.busyNode("node", 2)
 	big, _ := h.addTask(taskOpts{cores: 2, priority: 10})
 	h.clk.Advance(2 * time.Minute)
 	a.done(running[0])
