@@ -85,6 +85,17 @@ func (u *userCLI) client() (*client.Client, error) {
 	return client.New(u.server, tok, nil)
 }
 
+// idClient parses a command's ID argument and opens the API client: the
+// start of every command that acts on one job or task.
+func (u *userCLI) idClient(arg string) (int64, *client.Client, error) {
+	id, err := parseID(arg)
+	if err != nil {
+		return 0, nil, err
+	}
+	c, err := u.client()
+	return id, c, err
+}
+
 // resolveToken applies the precedence --token, --token-file, PANDO_TOKEN,
 // PANDO_TOKEN_FILE.
 func (u *userCLI) resolveToken() (string, error) {

@@ -56,11 +56,7 @@ func (u *userCLI) jobCmd() *cobra.Command {
 	}
 	out := outputFlag(cmd)
 	cmd.RunE = run(func(cmd *cobra.Command, args []string) error {
-		id, err := parseID(args[0])
-		if err != nil {
-			return err
-		}
-		c, err := u.client()
+		id, c, err := u.idClient(args[0])
 		if err != nil {
 			return err
 		}
@@ -125,11 +121,7 @@ func (u *userCLI) actionCmd(name, done, short string) *cobra.Command {
 	}
 	out := outputFlag(cmd)
 	cmd.RunE = run(func(cmd *cobra.Command, args []string) error {
-		id, err := parseID(args[0])
-		if err != nil {
-			return err
-		}
-		c, err := u.client()
+		id, c, err := u.idClient(args[0])
 		if err != nil {
 			return err
 		}

@@ -21,11 +21,7 @@ func (u *userCLI) logsCmd() *cobra.Command {
 	follow := cmd.Flags().BoolP("follow", "f", false, "stream the log while the attempt runs")
 	attempt := cmd.Flags().Int("attempt", 0, "the log of attempt `N` (default: the current one)")
 	cmd.RunE = run(func(cmd *cobra.Command, args []string) error {
-		id, err := parseID(args[0])
-		if err != nil {
-			return err
-		}
-		c, err := u.client()
+		id, c, err := u.idClient(args[0])
 		if err != nil {
 			return err
 		}

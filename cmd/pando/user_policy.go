@@ -294,11 +294,7 @@ func (u *userCLI) whyCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "why ID", Short: "Explain why a job is not running", Args: cobra.ExactArgs(1)}
 	out := outputFlag(cmd)
 	cmd.RunE = run(func(cmd *cobra.Command, args []string) error {
-		id, err := parseID(args[0])
-		if err != nil {
-			return err
-		}
-		c, err := u.client()
+		id, c, err := u.idClient(args[0])
 		if err != nil {
 			return err
 		}

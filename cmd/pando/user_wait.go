@@ -26,11 +26,7 @@ func (u *userCLI) waitCmd() *cobra.Command {
 	}
 	timeout := cmd.Flags().Duration("timeout", 0, "give up after `D` (e.g. 30m) with exit status 2")
 	cmd.RunE = run(func(cmd *cobra.Command, args []string) error {
-		id, err := parseID(args[0])
-		if err != nil {
-			return err
-		}
-		c, err := u.client()
+		id, c, err := u.idClient(args[0])
 		if err != nil {
 			return err
 		}
