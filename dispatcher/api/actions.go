@@ -65,14 +65,11 @@ const logPoll = 200 * time.Millisecond
 // jobLogs streams an attempt's output; with follow it keeps streaming until
 // the attempt ends.
 func (s *Server) jobLogs(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	id, err := pathID(r)
+	j, err := s.jobAt(r, p)
 	if err != nil {
 		return err
 	}
-	j, err := s.ownedJob(r.Context(), p, id)
-	if err != nil {
-		return err
-	}
+	id := j.ID
 	q, err := queryInts(r, "offset", "attempt")
 	if err != nil {
 		return err

@@ -125,14 +125,11 @@ func (s *Server) why(w http.ResponseWriter, r *http.Request, p auth.Principal) e
 	if err := canRead(p); err != nil {
 		return err
 	}
-	id, err := pathID(r)
+	j, err := s.jobAt(r, p)
 	if err != nil {
 		return err
 	}
-	j, err := s.ownedJob(r.Context(), p, id)
-	if err != nil {
-		return err
-	}
+	id := j.ID
 	if why, ok := s.backend.Why(id); ok {
 		return writeJSON(w, http.StatusOK, why)
 	}

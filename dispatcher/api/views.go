@@ -28,6 +28,15 @@ func (s *Server) ownedTask(ctx context.Context, p auth.Principal, id int64) (*st
 }
 
 // ownedJob loads a job (fresh from the broker when live) the principal may see.
+// jobAt returns the job the request's path names, if p may see it.
+func (s *Server) jobAt(r *http.Request, p auth.Principal) (store.Job, error) {
+	id, err := pathID(r)
+	if err != nil {
+		return store.Job{}, err
+	}
+	return s.ownedJob(r.Context(), p, id)
+}
+
 func (s *Server) ownedJob(ctx context.Context, p auth.Principal, id int64) (store.Job, error) {
 	notFound := &httpError{http.StatusNotFound, fmt.Sprintf("job %d not found", id), store.ErrNotFound}
 	j, err := s.store.Job(ctx, id)
@@ -176,14 +185,11 @@ func validState(st store.State) bool {
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
-	id, err := pathID(r)
+	j, err := s.jobAt(r, p)
 	if err != nil {
 		return err
 	}
-	j, err := s.ownedJob(r.Context(), p, id)
-	if err != nil {
-		return err
-	}
+	id := j.ID
 	v := jobView(j)
 	attempts, err := s.store.Attempts(r.Context(), id)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
