@@ -131,3 +131,24 @@ func FakeBin(t *testing.T, cmds map[string]string) string {
 	}
 	return dir
 }
+
+// States asks sys for the status of every ID in want and checks each
+// state, as the tests of a kind's parsing do against canned command output;
+// it returns the statuses for further checks.
+func States(t *testing.T, sys batch.System, want map[string]batch.State) map[string]batch.Status {
+	t.Helper()
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	sts, err := sys.Status(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, st := range want {
+		if sts[id].State != st {
+			t.Errorf("%s: %+v, want %s", id, sts[id], st)
+		}
+	}
+	return sts
+}

@@ -42,18 +42,8 @@ func TestRecordedOutputs(t *testing.T) {
 			t.Errorf("submit file lacks %q:\n%s", want, sub)
 		}
 	}
-	ids := []string{"201.0", "202.0", "203.0", "204.0", "205.0", "206.0", "999.0"}
-	sts, err := sys.Status(ctx, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]batch.State{"201.0": batch.Queued, "202.0": batch.Running, "203.0": batch.Finished,
-		"204.0": batch.Failed, "205.0": batch.Queued, "206.0": batch.Cancelled, "999.0": batch.Missing}
-	for id, st := range want {
-		if sts[id].State != st {
-			t.Errorf("%s: %+v, want %s", id, sts[id], st)
-		}
-	}
+	sts := batchtest.States(t, sys, map[string]batch.State{"201.0": batch.Queued, "202.0": batch.Running, "203.0": batch.Finished,
+		"204.0": batch.Failed, "205.0": batch.Queued, "206.0": batch.Cancelled, "999.0": batch.Missing})
 	if sts["204.0"].ExitCode != 3 || !strings.HasPrefix(sts["205.0"].Reason, "held: ") {
 		t.Errorf("exit code or hold reason lost: %+v %+v", sts["204.0"], sts["205.0"])
 	}

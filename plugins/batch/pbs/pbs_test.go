@@ -47,18 +47,8 @@ func TestRecordedOutputs(t *testing.T) {
 			t.Errorf("job script lacks %q:\n%s", want, script)
 		}
 	}
-	ids := []string{"101.pbs01", "102.pbs01", "103.pbs01", "104.pbs01", "105.pbs01", "106.pbs01", "999.pbs01"}
-	sts, err := sys.Status(ctx, ids)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]batch.State{"101.pbs01": batch.Queued, "102.pbs01": batch.Running, "103.pbs01": batch.Finished,
-		"104.pbs01": batch.Failed, "105.pbs01": batch.Cancelled, "106.pbs01": batch.Failed, "999.pbs01": batch.Missing}
-	for id, st := range want {
-		if sts[id].State != st {
-			t.Errorf("%s: %+v, want %s", id, sts[id], st)
-		}
-	}
+	sts := batchtest.States(t, sys, map[string]batch.State{"101.pbs01": batch.Queued, "102.pbs01": batch.Running, "103.pbs01": batch.Finished,
+		"104.pbs01": batch.Failed, "105.pbs01": batch.Cancelled, "106.pbs01": batch.Failed, "999.pbs01": batch.Missing})
 	if sts["104.pbs01"].ExitCode != 3 || !strings.Contains(sts["101.pbs01"].Reason, "Insufficient") {
 		t.Errorf("exit code or reason lost: %+v %+v", sts["104.pbs01"], sts["101.pbs01"])
 	}
