@@ -86,13 +86,13 @@ func (c *Config) defaults() {
 		c.MaxLog = 64 << 20
 	}
 	if c.ShareWindow <= 0 {
-		c.ShareWindow = 10 * time.Minute
+		c.ShareWindow = broker.DefaultShareWindow
 	}
 	if c.Aging == 0 {
-		c.Aging = time.Minute
+		c.Aging = broker.DefaultAging
 	}
 	if c.ReserveAfter == 0 {
-		c.ReserveAfter = 10 * time.Minute
+		c.ReserveAfter = broker.DefaultReserveAfter
 	}
 	if c.MaxFrame <= 0 {
 		c.MaxFrame = wire.MaxFrame

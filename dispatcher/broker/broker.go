@@ -38,6 +38,14 @@ type Session interface {
 	LastSeen() time.Time
 }
 
+// Defaults of the policy settings, shared by the dispatcher and pando sim
+// so that a replay runs the policy the dispatcher would.
+const (
+	DefaultShareWindow  = 10 * time.Minute
+	DefaultAging        = time.Minute
+	DefaultReserveAfter = 10 * time.Minute
+)
+
 // Config holds the broker's timing policy.
 type Config struct {
 	// AgentTimeout: an agent silent this long is disconnected.

@@ -106,13 +106,13 @@ func newSimulation(ctx context.Context, rows []Row, cfg Config) (*simulation, er
 		return nil, err
 	}
 	if cfg.ShareWindow <= 0 {
-		cfg.ShareWindow = 10 * time.Minute
+		cfg.ShareWindow = broker.DefaultShareWindow
 	}
 	if cfg.Aging == 0 {
-		cfg.Aging = time.Minute
+		cfg.Aging = broker.DefaultAging
 	}
 	if cfg.ReserveAfter == 0 {
-		cfg.ReserveAfter = 10 * time.Minute
+		cfg.ReserveAfter = broker.DefaultReserveAfter
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
