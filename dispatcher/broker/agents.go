@@ -96,10 +96,8 @@ func (b *Broker) Connect(h *wire.Hello, s Session) (drop []wire.RunningJob, err 
 		old = a.session
 		delete(b.hungry, a)
 		a.q.agents--
-		b.connected--
 	}
 	q.agents++
-	b.connected++
 	a.name, a.kind, a.queue, a.q, a.res = h.Name, h.Kind, q.def.Name, q, h.Resources
 	a.session, a.since, a.lostAt = s, b.cfg.Now(), time.Time{}
 	a.slots, a.cores, a.gpus, a.memory, a.deadline = 0, 0, 0, 0, h.Deadline
@@ -139,7 +137,6 @@ func (b *Broker) Disconnect(agentID string, s Session) {
 	}
 	a.session = nil
 	a.q.agents--
-	b.connected--
 	a.lostAt = b.cfg.Now().Add(b.cfg.Grace)
 	b.unreserve(a)
 	delete(b.hungry, a)

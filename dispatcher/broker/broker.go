@@ -106,9 +106,7 @@ type Broker struct {
 	// matching scratch
 	orderBufs [][]*share.Node // share order per tree depth
 	gen       uint64          // match generation (taskState.noFit)
-	starved   *taskState      // the overdue task the current pick passed over for credit
 	draining  int             // agents reserved for a task
-	connected int             // agents with a session
 
 	// reported holds attempts whose final report was accepted but whose
 	// commit has not landed yet (attempt -> agent ID): a resent report is

@@ -186,20 +186,19 @@ func (b *Broker) match(a *agentState) {
 			}
 		}
 		if t == nil {
-			b.starved = nil
+			var seen passed
 			if b.index.gpuTasks > 0 && len(a.res.GPUs) > 0 {
-				var gpuWaits bool
-				t, gpuWaits = b.pick(a, gpuWork, now)
-				if t == nil && !gpuWaits {
-					t, _ = b.pick(a, cpuWork, now)
+				t = b.pick(a, gpuWork, now, &seen)
+				if t == nil && !seen.gpuWaits {
+					t = b.pick(a, cpuWork, now, &seen)
 				}
 			} else {
-				t, _ = b.pick(a, anyWork, now)
+				t = b.pick(a, anyWork, now, &seen)
 			}
-			if b.starved != nil {
+			if seen.starved != nil {
 				// A task ahead of t has waited too long for credit that
 				// a's node could give it: drain a for it.
-				b.reserve(a, b.starved)
+				b.reserve(a, seen.starved)
 				break
 			}
 		}
@@ -245,13 +244,18 @@ func (b *Broker) match(a *agentState) {
 
 // pick returns the task a's next job comes from: it walks the share tree,
 // at each level into the share furthest below its target, and takes the
-// first task there that fits. gpuWaits reports that GPU work a's node could
-// run was passed over only for want of free credit or time.
-func (b *Broker) pick(a *agentState, mode gpuMode, now time.Time) (t *taskState, gpuWaits bool) {
-	return b.pickIn(b.shares.Root(), 0, a, mode, now, &gpuWaits), gpuWaits
+// first task there that fits. It notes in seen what it passed over.
+func (b *Broker) pick(a *agentState, mode gpuMode, now time.Time, seen *passed) *taskState {
+	return b.pickIn(b.shares.Root(), 0, a, mode, now, seen)
 }
 
-func (b *Broker) pickIn(n *share.Node, depth int, a *agentState, mode gpuMode, now time.Time, gpuWaits *bool) *taskState {
+// passed is what a pick passed over on its way to the task it returned.
+type passed struct {
+	gpuWaits bool       // GPU work a's node could run, for want of free credit or time
+	starved  *taskState // the first overdue task passed over for want of credit
+}
+
+func (b *Broker) pickIn(n *share.Node, depth int, a *agentState, mode gpuMode, now time.Time, seen *passed) *taskState {
 	if !a.q.reaches(n.Path) {
 		return nil
 	}
@@ -261,7 +265,7 @@ func (b *Broker) pickIn(n *share.Node, depth int, a *agentState, mode gpuMode, n
 		}
 		b.orderBufs[depth] = b.shares.Order(n, now, b.orderBufs[depth])
 		for _, c := range b.orderBufs[depth] {
-			if t := b.pickIn(c, depth+1, a, mode, now, gpuWaits); t != nil {
+			if t := b.pickIn(c, depth+1, a, mode, now, seen); t != nil {
 				return t
 			}
 		}
@@ -290,10 +294,10 @@ func (b *Broker) pickIn(n *share.Node, depth int, a *agentState, mode gpuMode, n
 			return t
 		case fitCredit, fitTime:
 			if t.res.GPUs > 0 {
-				*gpuWaits = true
+				seen.gpuWaits = true
 			}
-			if m == fitCredit && b.starved == nil && b.overdue(t, now) {
-				b.starved = t
+			if m == fitCredit && seen.starved == nil && b.overdue(t, now) {
+				seen.starved = t
 			}
 		}
 		t.noFit = b.gen // credit only shrinks during one match
@@ -308,7 +312,7 @@ func (b *Broker) pickIn(n *share.Node, depth int, a *agentState, mode gpuMode, n
 // jobs costs more than it gives (pando sim: unbounded draining at 150%
 // load cut utilisation from 70% to 49% and made the large jobs wait longer).
 func (b *Broker) overdue(t *taskState, now time.Time) bool {
-	if b.cfg.ReserveAfter <= 0 || t.reservedBy >= t.nready || b.draining >= max(1, b.connected/maxDrainingShare) {
+	if b.cfg.ReserveAfter <= 0 || t.reservedBy >= t.nready || b.draining >= max(1, b.connectedAgents()/maxDrainingShare) {
 		return false
 	}
 	since, ok := t.readySince()
@@ -317,6 +321,14 @@ func (b *Broker) overdue(t *taskState, now time.Time) bool {
 
 // maxDrainingShare: at most one connected agent in this many drains.
 const maxDrainingShare = 50
+
+func (b *Broker) connectedAgents() int {
+	n := 0
+	for _, q := range b.queues {
+		n += q.agents
+	}
+	return n
+}
 
 // preferScan bounds how many ready jobs of a task are looked at for one
 // whose inputs an agent holds: matching stays O(1) per assignment.
