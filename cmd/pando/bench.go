@@ -62,8 +62,8 @@ temporary directory is used, with durable state as in production.`,
 			if output == "json" {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "agents %d, jobs %d: %.0f jobs/s (%.2fs); submit->assign p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; connect %.2fs (%d redials); errors %d\n",
-				res.Agents, res.Jobs, res.JobsPerSec, res.Seconds, res.P50ms, res.P99ms, res.P999ms, res.ConnectSec, res.Redials, res.Errors)
+			fmt.Fprintf(cmd.OutOrStdout(), "agents %d, jobs %d: %.0f jobs/s (%.2fs); submit->assign p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; connect %.2fs (%d redials); errors %d; %.1f UDP datagrams per job\n",
+				res.Agents, res.Jobs, res.JobsPerSec, res.Seconds, res.P50ms, res.P99ms, res.P999ms, res.ConnectSec, res.Redials, res.Errors, res.DatagramsPerJob)
 			return nil
 		}),
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,39 @@ type DispatchResult struct {
 	Errors     int64   `json:"errors"`
 	Redials    int64   `json:"redials"`
 	Policy     bool    `json:"policy"`
+	// DatagramsPerJob is UDP datagrams the whole host sent during the run
+	// per job (both directions when the dispatcher runs here; 0 where
+	// /proc/net/snmp cannot be read).
+	DatagramsPerJob float64 `json:"udp_datagrams_per_job"`
+}
+
+// udpSent reads the host's UDP OutDatagrams counter; -1 if it cannot.
+func udpSent() int64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return -1
+	}
+	var names []string
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f // the header line comes first
+			continue
+		}
+		for i, n := range names {
+			if n == "OutDatagrams" && i < len(f) {
+				v, err := strconv.ParseInt(f[i], 10, 64)
+				if err != nil {
+					return -1
+				}
+				return v
+			}
+		}
+	}
+	return -1
 }
 
 // Dispatch runs the dispatch benchmark.
@@ -107,7 +141,7 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 			return nil, err
 		}
 	}
-	start := time.Now()
+	start, sent := time.Now(), udpSent()
 	if err := submitAll(ctx, api, r, cfg); err != nil {
 		return nil, err
 	}
@@ -117,8 +151,12 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 		return nil, ctx.Err()
 	}
 	el := time.Since(start)
+	perJob := 0.0
+	if sent >= 0 {
+		perJob = float64(udpSent()-sent) / float64(cfg.Jobs)
+	}
 	q := r.lat.quantiles(0.5, 0.99, 0.999)
-	return &DispatchResult{Agents: cfg.Agents, Jobs: cfg.Jobs, Seconds: el.Seconds(),
+	return &DispatchResult{DatagramsPerJob: perJob, Agents: cfg.Agents, Jobs: cfg.Jobs, Seconds: el.Seconds(),
 		JobsPerSec: float64(cfg.Jobs) / el.Seconds(), P50ms: q[0], P99ms: q[1], P999ms: q[2],
 		ConnectSec: connect.Seconds(), Errors: r.errs.Load(), Redials: r.refused.Load(), Policy: cfg.Policy}, nil
 }
