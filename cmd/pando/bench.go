@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/pando-wms/pando/dispatcher/bench"
 	"github.com/pando-wms/pando/dispatcher/pki"
@@ -34,8 +35,11 @@ func newBenchDispatchCmd() *cobra.Command {
 		Short: "Jobs per second through the whole lifecycle, with simulated agents over QUIC",
 		Long: `Simulated agents connect over real QUIC and run every job they are pushed
 at once (JobOpen, running, report). Jobs are submitted through the HTTP API
-in tasks of --task-size. Without --dispatcher an in-process dispatcher on a
-temporary directory is used, with durable state as in production.`,
+in tasks of --task-size. Without --dispatcher a dispatcher process of its own
+is started on a temporary directory, with durable state as in production
+(--in-process: inside this process, where --cpuprofile and --memprofile see it).
+On a machine with more cores, pin it with --dispatcher-cpus and the benchmark
+with taskset to measure the dispatcher on a fixed number of cores.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
 			if cfg.Dispatcher != "" {
@@ -64,6 +68,9 @@ temporary directory is used, with durable state as in production.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "agents %d, jobs %d: %.0f jobs/s (%.2fs); submit->assign p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; connect %.2fs (%d redials); errors %d; %.1f UDP datagrams per job\n",
 				res.Agents, res.Jobs, res.JobsPerSec, res.Seconds, res.P50ms, res.P99ms, res.P999ms, res.ConnectSec, res.Redials, res.Errors, res.DatagramsPerJob)
+			if res.DispatcherCPUSeconds > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "dispatcher process: %.1f s of CPU, %.0f µs per job\n", res.DispatcherCPUSeconds, res.DispatcherCPUPerJob)
+			}
 			return nil
 		}),
 	}
@@ -78,8 +85,10 @@ temporary directory is used, with durable state as in production.`,
 	f.StringVar(&caFile, "ca-file", "", "with --dispatcher: its CA file")
 	f.StringVar(&pin, "pin", "", "with --dispatcher: its certificate pin instead of --ca-file")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
-	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile (in-process dispatcher and agents) to this file")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process to this file (with --in-process, the dispatcher's too)")
+	f.StringVar(&memProfile, "memprofile", "", "write an allocation profile of this process to this file (with --in-process, the dispatcher's too)")
+	f.BoolVar(&cfg.InProcess, "in-process", false, "run the dispatcher inside this process instead of as a process of its own")
+	procFlags(f, &cfg.Proc)
 	cmd.Flags().StringVar(&cfg.Server, "api", "", "with --dispatcher: its API URL (default $PANDO_SERVER)")
 	return cmd
 }
@@ -151,8 +160,8 @@ func newBenchLatencyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "latency",
 		Short: "Submit-to-assign latency under open-loop Poisson submissions, and the rate where p99 passes --target",
-		Long: `Simulated agents (one slot each) connect over QUIC to an in-process dispatcher;
-one-job tasks are submitted through the HTTP API at Poisson arrivals of --rate per
+		Long: `Simulated agents (one slot each) connect over QUIC to a dispatcher process of
+its own (pin it with --dispatcher-cpus); one-job tasks are submitted through the HTTP API at Poisson arrivals of --rate per
 second for --duration, without waiting for earlier submissions. With --max-rate the
 rate then doubles until p99 passes --target: that rate is knee_rate.`,
 		Args: cobra.NoArgs,
@@ -186,7 +195,8 @@ rate then doubles until p99 passes --target: that rate is knee_rate.`,
 	f.Float64Var(&cfg.MaxRate, "max-rate", 0, "search the knee by doubling the rate up to this (0: no search)")
 	f.DurationVar(&cfg.Warmup, "warmup", 5*time.Second, "load offered at --rate before measuring")
 	f.DurationVar(&cfg.Target, "target", 5*time.Millisecond, "p99 target for the knee")
-	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (not the dispatcher's) to this file")
+	procFlags(f, &cfg.Proc)
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
 }
@@ -222,9 +232,16 @@ agent, heartbeat round trips, and agents it wrongly declared lost.`,
 	f.IntVar(&cfg.Agents, "agents", 100000, "simulated agents (one QUIC connection each)")
 	f.DurationVar(&cfg.Duration, "duration", 10*time.Minute, "steady state to hold after all connected")
 	f.DurationVar(&cfg.Heartbeat, "heartbeat", 10*time.Second, "the dispatcher's heartbeat period")
-	f.StringArrayVar(&cfg.DispatcherArgs, "dispatcher-arg", nil, "extra flag for the dispatcher process, repeatable (e.g. --dispatcher-arg=--gc-percent=25)")
+	procFlags(f, &cfg.Proc)
+	f.StringVar(&cfg.HeapProfile, "heap-profile", "", "write the dispatcher's heap profile, taken after the final forced collections, to this file")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	return cmd
+}
+
+// procFlags are the flags of benchmarks that start a dispatcher process.
+func procFlags(f *pflag.FlagSet, p *bench.Proc) {
+	f.StringArrayVar(&p.DispatcherArgs, "dispatcher-arg", nil, "extra flag for the dispatcher process, repeatable (e.g. --dispatcher-arg=--gc-percent=25)")
+	f.StringVar(&p.DispatcherCPUs, "dispatcher-cpus", "", "pin the dispatcher process to these CPUs (taskset list, e.g. 0-1); pin the benchmark itself with taskset")
 }
 
 func newBenchAbuseCmd() *cobra.Command {

@@ -34,12 +34,18 @@ type DispatchConfig struct {
 	// analysis) and ask for an architecture, so that every assignment
 	// walks the share tree and checks the constraints.
 	Policy bool
-	// Remote dispatcher; empty runs one in-process on a temporary directory.
+	// Remote dispatcher; empty runs one on a temporary directory, as a
+	// process of its own (see Proc) unless InProcess.
 	Dispatcher string // agents' HOST:PORT
 	Server     string // API URL
 	Token      string // an admin token (agent and submit rights)
 	TLS        *tls.Config
 	Logger     *slog.Logger
+	// InProcess runs the dispatcher inside the benchmark's process, where
+	// a CPU or allocation profile of the benchmark sees it too (its garbage
+	// collector then also scans the simulated agents).
+	InProcess bool
+	Proc
 }
 
 // DispatchResult is what the benchmark prints; JSON keys are a contract.
@@ -55,6 +61,16 @@ type DispatchResult struct {
 	Errors     int64   `json:"errors"`
 	Redials    int64   `json:"redials"`
 	Policy     bool    `json:"policy"`
+	// Where the dispatcher ran: "process" (its own, started by the
+	// benchmark), "in-process", or "remote" (--dispatcher).
+	DispatcherMode string `json:"dispatcher"`
+	DispatcherCPUs string `json:"dispatcher_cpus,omitempty"`
+	// CPU time the dispatcher process used over the timed run (user and
+	// system, all its threads), in all and per job: what the dispatcher
+	// costs, whatever the simulated agents beside it take. Only when the
+	// benchmark started the dispatcher as a process of its own.
+	DispatcherCPUSeconds float64 `json:"dispatcher_cpu_seconds,omitempty"`
+	DispatcherCPUPerJob  float64 `json:"dispatcher_cpu_us_per_job,omitempty"`
 	// DatagramsPerJob is UDP datagrams the whole host sent during the run
 	// per job (both directions when the dispatcher runs here; 0 where
 	// /proc/net/snmp cannot be read).
@@ -104,12 +120,24 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Dispatcher == "" {
+	mode, pid := "remote", 0
+	switch {
+	case cfg.Dispatcher != "":
+	case cfg.InProcess:
+		mode = "in-process"
 		stop, err := startLocal(ctx, &cfg)
 		if err != nil {
 			return nil, err
 		}
 		defer stop()
+	default:
+		mode = "process"
+		d, stop, err := startProcess(ctx, &cfg)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		pid = d.cmd.Process.Pid
 	}
 	api, err := client.New(cfg.Server, cfg.Token, nil)
 	if err != nil {
@@ -142,6 +170,12 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 		}
 	}
 	start, sent := time.Now(), udpSent()
+	var cpu0 time.Duration
+	if pid != 0 {
+		if cpu0, err = cpuTime(pid); err != nil {
+			return nil, err
+		}
+	}
 	if err := submitAll(ctx, api, r, cfg); err != nil {
 		return nil, err
 	}
@@ -155,10 +189,20 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 	if sent >= 0 {
 		perJob = float64(udpSent()-sent) / float64(cfg.Jobs)
 	}
+	var cpu time.Duration
+	if pid != 0 {
+		cpu1, err := cpuTime(pid)
+		if err != nil {
+			return nil, err
+		}
+		cpu = cpu1 - cpu0
+	}
 	q := r.lat.quantiles(0.5, 0.99, 0.999)
-	return &DispatchResult{DatagramsPerJob: perJob, Agents: cfg.Agents, Jobs: cfg.Jobs, Seconds: el.Seconds(),
+	return &DispatchResult{DatagramsPerJob: perJob,
+		DispatcherCPUSeconds: cpu.Seconds(), DispatcherCPUPerJob: float64(cpu.Microseconds()) / float64(cfg.Jobs), Agents: cfg.Agents, Jobs: cfg.Jobs, Seconds: el.Seconds(),
 		JobsPerSec: float64(cfg.Jobs) / el.Seconds(), P50ms: q[0], P99ms: q[1], P999ms: q[2],
-		ConnectSec: connect.Seconds(), Errors: r.errs.Load(), Redials: r.refused.Load(), Policy: cfg.Policy}, nil
+		ConnectSec: connect.Seconds(), Errors: r.errs.Load(), Redials: r.refused.Load(), Policy: cfg.Policy,
+		DispatcherMode: mode, DispatcherCPUs: cfg.DispatcherCPUs}, nil
 }
 
 // benchShares are the shares of --policy runs, with their targets; the
@@ -201,7 +245,10 @@ func submitAll(ctx context.Context, api *client.Client, r *run, cfg DispatchConf
 	for range submitters {
 		g.Go(func() error {
 			for {
-				for sent.Load()-r.done.Load() > backlog {
+				// sent runs past the total as submitters claim their last
+				// tasks: a submitter with nothing left to send must not wait
+				// for room in the backlog (with few agents, it never comes).
+				for sent.Load() < int64(cfg.Jobs) && sent.Load()-r.done.Load() > backlog {
 					select {
 					case <-gctx.Done():
 						return gctx.Err()
@@ -234,6 +281,22 @@ func queueOf(cfg DispatchConfig) string {
 		return benchQueue
 	}
 	return ""
+}
+
+// startProcess runs a dispatcher process of its own on a temporary
+// directory, as it runs in production.
+func startProcess(ctx context.Context, cfg *DispatchConfig) (*dispatcherProc, func(), error) {
+	dir, err := os.MkdirTemp("", "pando-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := startDispatcherProcess(ctx, cfg.Proc, 10*time.Second, dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	cfg.Dispatcher, cfg.TLS, cfg.Token, cfg.Server = d.agents, d.tls, d.token, d.server
+	return d, func() { d.stop(); os.RemoveAll(dir) }, nil
 }
 
 // startLocal runs a dispatcher in-process on a temporary directory.

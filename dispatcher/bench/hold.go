@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pando-wms/pando/dispatcher/api/client"
@@ -22,15 +23,28 @@ import (
 	"github.com/pando-wms/pando/dispatcher/workers"
 )
 
+// Proc says how a benchmark runs its dispatcher process.
+type Proc struct {
+	Binary string // the pando binary run as the dispatcher (default: this one)
+	// Extra dispatcher flags, e.g. --memory-limit 6GiB or --gc-percent 25.
+	DispatcherArgs []string
+	// DispatcherCPUs pins the dispatcher to these CPUs (a taskset list such
+	// as "0-1"), so that on a machine with more cores it is measured on a
+	// fixed number of them while the simulated agents run on the others
+	// (pin the benchmark itself with taskset). Empty: not pinned.
+	DispatcherCPUs string
+}
+
 // AgentsConfig configures `pando bench agents`.
 type AgentsConfig struct {
 	Agents    int
 	Duration  time.Duration // steady state after the last agent connected
 	Heartbeat time.Duration // the dispatcher's heartbeat period
-	Binary    string        // the pando binary run as the dispatcher (default: this one)
-	// Extra dispatcher flags, e.g. --memory-limit 6GiB or --gc-percent 25.
-	DispatcherArgs []string
-	Logger         *slog.Logger
+	Proc
+	// HeapProfile, if set, receives the dispatcher's heap profile taken
+	// after the forced collections at the end (go tool pprof -sample_index=inuse_space).
+	HeapProfile string
+	Logger      *slog.Logger
 }
 
 // AgentsResult reports the dispatcher's memory per connected agent; JSON
@@ -56,6 +70,7 @@ type AgentsResult struct {
 	StackPerAgentKiB    float64 `json:"stack_per_agent_kib"`
 	RSSAfterGCPerAgent  float64 `json:"rss_after_gc_per_agent_kib"`
 	Goroutines          int     `json:"goroutines"`
+	DispatcherCPUs      string  `json:"dispatcher_cpus,omitempty"`
 }
 
 // Agents runs a dispatcher as a separate process (so its memory is its
@@ -73,12 +88,12 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	d, err := startDispatcherProcess(ctx, cfg, dir)
+	d, err := startDispatcherProcess(ctx, cfg.Proc, cfg.Heartbeat, dir)
 	if err != nil {
 		return nil, err
 	}
 	defer d.stop()
-	res := &AgentsResult{Agents: cfg.Agents, DispatcherFlags: strings.Join(d.args, " ")}
+	res := &AgentsResult{Agents: cfg.Agents, DispatcherFlags: strings.Join(d.args, " "), DispatcherCPUs: cfg.DispatcherCPUs}
 	time.Sleep(time.Second) // let it settle before the baseline
 	base, err := rss(d.cmd.Process.Pid)
 	if err != nil {
@@ -124,7 +139,7 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 	res.RSSBaselineMiB, res.RSSMiB = float64(base)/(1<<20), float64(now)/(1<<20)
 	res.RSSPerAgentKiB = float64(now-base) / 1024 / float64(cfg.Agents)
 	res.Lost, res.LostReasons = r.lost.Load(), r.lostReasons()
-	if err := d.floor(ctx, res, base); err != nil {
+	if err := d.floor(ctx, res, base, cfg.HeapProfile); err != nil {
 		return nil, fmt.Errorf("bench: read the dispatcher's memory: %w", err)
 	}
 	return res, nil
@@ -133,7 +148,7 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 // floor forces collections in the dispatcher through its pprof endpoint and
 // reads what is left: the memory the agents need, without the collector's
 // headroom or stacks not yet shrunk.
-func (d *dispatcherProc) floor(ctx context.Context, res *AgentsResult, base int64) error {
+func (d *dispatcherProc) floor(ctx context.Context, res *AgentsResult, base int64, profile string) error {
 	get := func(path string) (string, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.pprof+path, nil)
 		if err != nil {
@@ -152,6 +167,15 @@ func (d *dispatcherProc) floor(ctx context.Context, res *AgentsResult, base int6
 	}
 	for range 3 {
 		if _, err := get("/debug/pprof/heap?gc=1"); err != nil {
+			return err
+		}
+	}
+	if profile != "" {
+		b, err := get("/debug/pprof/heap")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(profile, []byte(b), 0o644); err != nil {
 			return err
 		}
 	}
@@ -218,7 +242,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func startDispatcherProcess(ctx context.Context, cfg AgentsConfig, dir string) (*dispatcherProc, error) {
+// startDispatcherProcess runs `pando dispatcher` on dir with the given
+// heartbeat period and waits until its API answers.
+func startDispatcherProcess(ctx context.Context, cfg Proc, heartbeat time.Duration, dir string) (*dispatcherProc, error) {
 	if cfg.Binary == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -240,11 +266,22 @@ func startDispatcherProcess(ctx context.Context, cfg AgentsConfig, dir string) (
 	}
 	d := &dispatcherProc{agents: fmt.Sprintf("127.0.0.1:%d", ap), pprof: fmt.Sprintf("127.0.0.1:%d", pp)}
 	d.args = []string{"dispatcher", "--data", filepath.Join(dir, "data"), "--agents", d.agents,
-		"--http", fmt.Sprintf("127.0.0.1:%d", hp), "--heartbeat", cfg.Heartbeat.String(), "--log-level", "error",
+		"--http", fmt.Sprintf("127.0.0.1:%d", hp), "--heartbeat", heartbeat.String(), "--log-level", "error",
 		"--pprof", d.pprof}
 	d.args = append(d.args, cfg.DispatcherArgs...)
 	d.cmd = exec.CommandContext(ctx, cfg.Binary, d.args...)
+	if cfg.DispatcherCPUs != "" {
+		// taskset sets the mask before the dispatcher starts, so that every
+		// thread of it inherits the mask (and GOMAXPROCS follows it).
+		ts, err := exec.LookPath("taskset")
+		if err != nil {
+			return nil, fmt.Errorf("bench: pinning the dispatcher to CPUs %s needs taskset (util-linux): %w", cfg.DispatcherCPUs, err)
+		}
+		d.cmd = exec.CommandContext(ctx, ts, append([]string{"-c", cfg.DispatcherCPUs, cfg.Binary}, d.args...)...)
+	}
 	d.cmd.Stderr = os.Stderr
+	// A benchmark killed outright takes its dispatcher with it.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := d.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -275,6 +312,30 @@ func startDispatcherProcess(ctx context.Context, cfg AgentsConfig, dir string) (
 		return nil, err2
 	}
 	return d, nil
+}
+
+// cpuTime reads the CPU time (user and system) a process has used so far.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which may hold spaces: utime and
+	// stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("bench: cannot parse /proc/%d/stat", pid)
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("bench: /proc/%d/stat: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // rss reads a process's resident set size from /proc.

@@ -119,7 +119,7 @@ func newOpenEnv(ctx context.Context, cfg *DispatchConfig, agents int) (*openEnv,
 			return nil, err
 		}
 		e.stops = append(e.stops, func() { os.RemoveAll(dir) })
-		d, err := startDispatcherProcess(ctx, AgentsConfig{Heartbeat: 10 * time.Second}, dir)
+		d, err := startDispatcherProcess(ctx, cfg.Proc, 10*time.Second, dir)
 		if err != nil {
 			return nil, err
 		}
