@@ -11,12 +11,14 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/pando-wms/pando/dispatcher"
 	"github.com/pando-wms/pando/dispatcher/carousel"
+	"github.com/pando-wms/pando/dispatcher/gctune"
 	"github.com/pando-wms/pando/dispatcher/task"
 	"github.com/pando-wms/pando/plugins/storage"
 	_ "github.com/pando-wms/pando/plugins/storage/posix" // storage kinds register themselves
@@ -28,6 +30,7 @@ func newDispatcherCmd() *cobra.Command {
 	var cfg dispatcher.Config
 	var lf logFlags
 	var profAddr, memLimit, storageFile string
+	gcHeadroom := "256MiB"
 	gcPercent := -2 // unset: GOGC or the runtime's default
 	cmd := &cobra.Command{
 		Use:   "dispatcher",
@@ -42,9 +45,15 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 				return err
 			}
 			cfg.Logger = log
-			if err := tuneGC(memLimit, gcPercent, log); err != nil {
+			gc, err := gcPolicy(memLimit, gcPercent, gcHeadroom, log)
+			if err != nil {
 				return err
 			}
+			var gcDone sync.WaitGroup
+			gctx, stopGC := context.WithCancel(cmd.Context())
+			gcDone.Go(func() { gctune.Run(gctx, gc) })
+			defer gcDone.Wait()
+			defer stopGC()
 			if profAddr != "" {
 				stop, err := serveProfiles(cmd.Context(), profAddr, log)
 				if err != nil {
@@ -94,31 +103,43 @@ use the HTTP API on --http. On first start it creates its CA, certificate
 	f.DurationVar(&cfg.CommitTimeout, "commit-timeout", 0, "how long an API call waits for its change to be durable before answering 503 (default 30s)")
 	f.StringVar(&storageFile, "storage", "", "YAML file of named storage endpoints (endpoints: [{name, kind: s3|posix|tape, url, access_key, secret_key, window_files, window_bytes}])")
 	f.StringVar(&memLimit, "memory-limit", "", "soft memory limit of the process (e.g. 6GiB); the garbage collector works harder near it (default: GOMEMLIMIT, else none)")
-	f.IntVar(&gcPercent, "gc-percent", gcPercent, "heap growth between collections in percent, like GOGC: lower holds many idle agents in less memory for more CPU")
+	f.IntVar(&gcPercent, "gc-percent", gcPercent, "heap growth between collections in percent of the live heap, like GOGC (default: GOGC, else 100): lower holds many idle agents in less memory for more CPU")
+	f.StringVar(&gcHeadroom, "gc-headroom", gcHeadroom, "the heap may always grow this much between collections, whatever --gc-percent gives (fewer collections while the live heap is small); 0: --gc-percent alone")
 	f.StringVar(&profAddr, "pprof", os.Getenv("PANDO_PPROF"), "serve Go's /debug/pprof on this loopback address, for profiling (env PANDO_PPROF)")
 	lf.add(cmd)
 	return cmd
 }
 
-// tuneGC applies --memory-limit and --gc-percent. Holding 100,000 idle
-// agents is mostly long-lived heap and goroutine stacks, so the collector's
-// headroom above the live heap is the largest single lever on memory.
-func tuneGC(limit string, percent int, log *slog.Logger) error {
+// gcPolicy applies --memory-limit and returns the collector policy of
+// --gc-percent and --gc-headroom. Holding 100,000 idle agents is mostly
+// long-lived heap and goroutine stacks, so the collector's headroom above
+// the live heap is the largest single lever on memory; a small dispatcher
+// under load wants the opposite (see package gctune).
+func gcPolicy(limit string, percent int, headroom string, log *slog.Logger) (gctune.Config, error) {
+	cfg := gctune.Config{Percent: percent, Log: log.With("component", "gc")}
 	if limit != "" {
 		n, err := task.ParseSize(limit)
 		if err != nil || n <= 0 {
-			return fmt.Errorf("--memory-limit %q: want a size such as 6GiB", limit)
+			return cfg, fmt.Errorf("--memory-limit %q: want a size such as 6GiB", limit)
 		}
 		debug.SetMemoryLimit(n)
 		log.Info("memory limit set", "bytes", n)
 	}
-	if percent != -2 {
-		if percent < -1 {
-			return fmt.Errorf("--gc-percent %d: want a percentage, or -1 to collect only at the memory limit", percent)
-		}
-		debug.SetGCPercent(percent)
+	switch {
+	case percent == -2: // unset: what GOGC says, else the runtime's default
+		cfg.Percent = debug.SetGCPercent(100)
+		debug.SetGCPercent(cfg.Percent)
+	case percent < -1:
+		return cfg, fmt.Errorf("--gc-percent %d: want a percentage, or -1 to collect only at the memory limit", percent)
 	}
-	return nil
+	if headroom != "0" {
+		n, err := task.ParseSize(headroom)
+		if err != nil || n < 0 {
+			return cfg, fmt.Errorf("--gc-headroom %q: want a size such as 256MiB, or 0", headroom)
+		}
+		cfg.Headroom = n
+	}
+	return cfg, nil
 }
 
 // serveProfiles serves net/http/pprof on a loopback address of its own: the
