@@ -120,6 +120,9 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if (cfg.Dispatcher != "" || cfg.InProcess) && (cfg.DispatcherCPUs != "" || len(cfg.DispatcherArgs) > 0) {
+		return nil, fmt.Errorf("bench: --dispatcher-cpus and --dispatcher-arg apply to the dispatcher process the benchmark starts, not with --dispatcher or --in-process")
+	}
 	mode, pid := "remote", 0
 	switch {
 	case cfg.Dispatcher != "":
@@ -198,11 +201,11 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 		cpu = cpu1 - cpu0
 	}
 	q := r.lat.quantiles(0.5, 0.99, 0.999)
-	return &DispatchResult{DatagramsPerJob: perJob,
-		DispatcherCPUSeconds: cpu.Seconds(), DispatcherCPUPerJob: float64(cpu.Microseconds()) / float64(cfg.Jobs), Agents: cfg.Agents, Jobs: cfg.Jobs, Seconds: el.Seconds(),
+	return &DispatchResult{Agents: cfg.Agents, Jobs: cfg.Jobs, Seconds: el.Seconds(),
 		JobsPerSec: float64(cfg.Jobs) / el.Seconds(), P50ms: q[0], P99ms: q[1], P999ms: q[2],
 		ConnectSec: connect.Seconds(), Errors: r.errs.Load(), Redials: r.refused.Load(), Policy: cfg.Policy,
-		DispatcherMode: mode, DispatcherCPUs: cfg.DispatcherCPUs}, nil
+		DispatcherMode: mode, DispatcherCPUs: cfg.DispatcherCPUs, DatagramsPerJob: perJob,
+		DispatcherCPUSeconds: cpu.Seconds(), DispatcherCPUPerJob: float64(cpu.Microseconds()) / float64(cfg.Jobs)}, nil
 }
 
 // benchShares are the shares of --policy runs, with their targets; the

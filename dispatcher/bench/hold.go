@@ -322,9 +322,9 @@ func cpuTime(pid int) (time.Duration, error) {
 	}
 	// Fields after the command name, which may hold spaces: utime and
 	// stime are the 12th and 13th, in clock ticks (100 per second on Linux).
-	_, rest, ok := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if !ok || len(f) < 13 {
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
 		return 0, fmt.Errorf("bench: cannot parse /proc/%d/stat", pid)
 	}
 	var ticks int64
