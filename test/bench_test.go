@@ -59,6 +59,18 @@ func TestBenchPlumbing(t *testing.T) {
 		t.Fatalf("bench dispatch --in-process: %+v", d)
 	}
 
+	var l struct {
+		P50       float64 `json:"p50_ms"`
+		CPUPerJob float64 `json:"dispatcher_cpu_us_per_job"`
+		Steps     []struct {
+			Jobs int `json:"jobs"`
+		} `json:"steps"`
+	}
+	benchJSON(t, &l, "latency", "--agents", "20", "--rate", "200", "--duration", "1s", "--warmup", "0s")
+	if len(l.Steps) != 1 || l.Steps[0].Jobs == 0 || l.P50 <= 0 || l.CPUPerJob <= 0 {
+		t.Fatalf("bench latency: %+v", l)
+	}
+
 	prof := filepath.Join(t.TempDir(), "heap.prof")
 	var a struct {
 		Connected int     `json:"connected"`

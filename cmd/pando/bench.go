@@ -180,7 +180,7 @@ rate then doubles until p99 passes --target: that rate is knee_rate.`,
 			}
 			out := cmd.OutOrStdout()
 			for _, s := range res.Steps {
-				fmt.Fprintf(out, "rate %6.0f/s: %6d jobs, submit->assign p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms\n", s.Rate, s.Jobs, s.P50ms, s.P99ms, s.P999ms)
+				fmt.Fprintf(out, "rate %6.0f/s: %6d jobs, submit->assign p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; dispatcher CPU %.0f µs per job\n", s.Rate, s.Jobs, s.P50ms, s.P99ms, s.P999ms, s.DispatcherCPUPerJob)
 			}
 			if res.KneeRate > 0 {
 				fmt.Fprintf(out, "p99 first passed %s at %.0f/s\n", cfg.Target, res.KneeRate)
@@ -223,6 +223,7 @@ agent, heartbeat round trips, and agents it wrongly declared lost.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "%d agents (%d connected at the end, %d lost): dispatcher RSS %.0f MiB (%.0f MiB idle), %.1f KiB per agent; heartbeat p50 %.2f ms, p99 %.2f ms; connect %.1fs (%d redials)\n",
 				res.Agents, res.Connected, res.Lost, res.RSSMiB, res.RSSBaselineMiB, res.RSSPerAgentKiB,
 				res.HeartbeatP50ms, res.HeartbeatP99ms, res.ConnectSeconds, res.Redials)
+			fmt.Fprintf(cmd.OutOrStdout(), "dispatcher CPU while holding them: %.0f%% of a core\n", res.DispatcherCPUPercent)
 			fmt.Fprintf(cmd.OutOrStdout(), "after 3 forced collections, per agent: %.1f KiB RSS, %.1f KiB live heap, %.1f KiB stacks (%d goroutines)\n",
 				res.RSSAfterGCPerAgent, res.HeapLivePerAgentKiB, res.StackPerAgentKiB, res.Goroutines)
 			return nil

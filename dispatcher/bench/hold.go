@@ -71,6 +71,9 @@ type AgentsResult struct {
 	RSSAfterGCPerAgent  float64 `json:"rss_after_gc_per_agent_kib"`
 	Goroutines          int     `json:"goroutines"`
 	DispatcherCPUs      string  `json:"dispatcher_cpus,omitempty"`
+	// The dispatcher's CPU over the steady state, in percent of one core:
+	// what holding the agents costs (heartbeats, quic-go's timers).
+	DispatcherCPUPercent float64 `json:"dispatcher_cpu_percent"`
 }
 
 // Agents runs a dispatcher as a separate process (so its memory is its
@@ -116,11 +119,21 @@ func Agents(ctx context.Context, cfg AgentsConfig) (*AgentsResult, error) {
 	defer closeAgents(r, agents)
 	res.ConnectSeconds, res.Redials = time.Since(t0).Seconds(), r.refused.Load()
 	r.rtt.reset() // round trips in the steady state only, not during the connection storm
+	cpu0, err := cpuTime(d.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	t1 := time.Now()
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case <-time.After(cfg.Duration):
 	}
+	cpu1, err := cpuTime(d.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	res.DispatcherCPUPercent = 100 * (cpu1 - cpu0).Seconds() / time.Since(t1).Seconds()
 	now, err := rss(d.cmd.Process.Pid)
 	if err != nil {
 		return nil, err

@@ -32,6 +32,9 @@ type LatencyStep struct {
 	P50ms  float64 `json:"p50_ms"`
 	P99ms  float64 `json:"p99_ms"`
 	P999ms float64 `json:"p999_ms"`
+	// CPU time of the dispatcher process over the step per offered job
+	// (submission, assignment, report), when the benchmark started it.
+	DispatcherCPUPerJob float64 `json:"dispatcher_cpu_us_per_job,omitempty"`
 }
 
 // LatencyResult holds the latency at --rate and the knee; JSON keys are a
@@ -46,6 +49,8 @@ type LatencyResult struct {
 	// up to MaxRate).
 	KneeRate float64       `json:"knee_rate"`
 	Steps    []LatencyStep `json:"steps"`
+	// DispatcherCPUPerJob is the --rate step's (see LatencyStep).
+	DispatcherCPUPerJob float64 `json:"dispatcher_cpu_us_per_job,omitempty"`
 }
 
 // Latency offers jobs at a Poisson rate (open loop: arrivals do not wait
@@ -75,13 +80,25 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 	}
 	res := &LatencyResult{Agents: cfg.Agents, Rate: cfg.Rate}
 	for rate := cfg.Rate; ; rate *= 2 {
+		cpu0, err := env.cpu()
+		if err != nil {
+			return nil, err
+		}
 		st, err := offer(ctx, api, r, rate, cfg.Duration)
 		if err != nil {
 			return nil, err
 		}
+		cpu1, err := env.cpu()
+		if err != nil {
+			return nil, err
+		}
+		if env.pid != 0 && st.Jobs > 0 {
+			st.DispatcherCPUPerJob = float64((cpu1 - cpu0).Microseconds()) / float64(st.Jobs)
+		}
 		res.Steps = append(res.Steps, st)
 		if rate == cfg.Rate {
 			res.P50ms, res.P99ms, res.P999ms = st.P50ms, st.P99ms, st.P999ms
+			res.DispatcherCPUPerJob = st.DispatcherCPUPerJob
 		}
 		if st.P99ms > float64(cfg.Target)/float64(time.Millisecond) {
 			res.KneeRate = rate
@@ -99,7 +116,16 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 type openEnv struct {
 	api   *client.Client
 	r     *run
+	pid   int // the dispatcher process the benchmark started; 0: none
 	stops []func()
+}
+
+// cpu is the CPU time the dispatcher process has used (0 without one).
+func (e *openEnv) cpu() (time.Duration, error) {
+	if e.pid == 0 {
+		return 0, nil
+	}
+	return cpuTime(e.pid)
 }
 
 func newOpenEnv(ctx context.Context, cfg *DispatchConfig, agents int) (*openEnv, error) {
@@ -124,6 +150,7 @@ func newOpenEnv(ctx context.Context, cfg *DispatchConfig, agents int) (*openEnv,
 			return nil, err
 		}
 		e.stops = append(e.stops, d.stop)
+		e.pid = d.cmd.Process.Pid
 		cfg.Dispatcher, cfg.TLS, cfg.Token, cfg.Server = d.agents, d.tls, d.token, d.server
 	}
 	var err error

@@ -107,6 +107,7 @@ type Broker struct {
 	orderBufs [][]*share.Node // share order per tree depth
 	gen       uint64          // match generation (taskState.noFit)
 	draining  int             // agents reserved for a task
+	lastScan  time.Time       // Tick's last pass over every agent
 
 	// reported holds attempts whose final report was accepted but whose
 	// commit has not landed yet (attempt -> agent ID): a resent report is
