@@ -88,6 +88,41 @@ func TestTakeBatchEmpty(t *testing.T) {
 	}
 }
 
+// A job assigned in the batch that inserts it is inserted in its new state,
+// with no separate update; its siblings are inserted as submitted.
+func TestSubmitAssignedInOneWrite(t *testing.T) {
+	h := newHarness(t, defaultConfig())
+	a := h.connect("a1", "")
+	a.want(1)
+	h.commit()
+	tk, spec, jobs := h.newTask(taskOpts{jobs: 2})
+	h.b.Submit(store.NewTask{Task: tk, Jobs: jobs}, spec, func(error) {})
+	b := h.commit()
+	if len(b.Jobs) != 0 {
+		t.Fatalf("batch updates %+v; want the jobs inserted in their current state", b.Jobs)
+	}
+	if len(b.Tasks) != 1 || len(b.Tasks[0].Jobs) != 2 {
+		t.Fatalf("batch tasks %+v", b.Tasks)
+	}
+	got := b.Tasks[0].Jobs
+	if got[0].State != store.Assigned || got[0].Attempt != 1 || got[0].AgentID != "a1" || got[0].Created.IsZero() || got[0].TaskID != tk.ID {
+		t.Fatalf("first job inserted as %+v; want assigned to a1, attempt 1", got[0])
+	}
+	if got[1].State != store.Ready || got[1].Attempt != 0 {
+		t.Fatalf("second job inserted as %+v; want ready", got[1])
+	}
+	if as := a.assigns(); len(as) != 1 || as[0].JobID != jobs[0].ID {
+		t.Fatalf("assigns %+v", as)
+	}
+	// Later changes are updates again.
+	if _, err := a.report(&wire.Assign{JobID: jobs[0].ID, Attempt: 1}, &wire.Report{}); err != nil {
+		t.Fatal(err)
+	}
+	if j := batchJob(t, h.commit(), jobs[0].ID); j.State != store.Finished {
+		t.Fatalf("after the report: %+v", j)
+	}
+}
+
 func TestCreditSlots(t *testing.T) {
 	h := newHarness(t, defaultConfig())
 	_, ids := h.addTask(taskOpts{jobs: 5})

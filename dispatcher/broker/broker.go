@@ -168,20 +168,37 @@ func (b *Broker) TakeBatch() (*store.Batch, []func(error)) {
 	if len(b.newTasks) == 0 && len(b.dirty) == 0 && len(b.attempts) == 0 && len(b.after) == 0 {
 		return nil, nil
 	}
-	batch := &store.Batch{Tasks: b.newTasks, Jobs: make([]store.Job, 0, len(b.dirty)), Attempts: b.attempts, Files: b.files}
+	batch := &store.Batch{Tasks: b.newTasks, Attempts: b.attempts, Files: b.files}
 	b.newTasks, b.files = nil, nil
+	// A job changed in the batch that inserts it (typically assigned at
+	// once) is inserted as it is now: one row write instead of two.
+	for _, nt := range batch.Tasks {
+		for i := range nt.Jobs {
+			if j, ok := b.dirty[nt.Jobs[i].ID]; ok {
+				nt.Jobs[i] = j.record()
+				j.takeAttempt(batch)
+				delete(b.dirty, j.id)
+			}
+		}
+	}
+	batch.Jobs = make([]store.Job, 0, len(b.dirty))
 	for _, j := range b.dirty {
 		batch.Jobs = append(batch.Jobs, j.record())
-		if j.attemptDirty {
-			batch.Attempts = append(batch.Attempts, j.cur)
-			j.attemptDirty = false
-		}
+		j.takeAttempt(batch)
 	}
 	clear(b.dirty)
 	b.attempts = nil
 	after := b.after
 	b.after = nil
 	return batch, after
+}
+
+// takeAttempt adds j's current attempt to the batch if it changed.
+func (j *jobState) takeAttempt(batch *store.Batch) {
+	if j.attemptDirty {
+		batch.Attempts = append(batch.Attempts, j.cur)
+		j.attemptDirty = false
+	}
 }
 
 // settle offers work again to waiting agents that a change may have
