@@ -198,11 +198,15 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, p auth.Principal
 	for _, a := range attempts {
 		v.Attempts = append(v.Attempts, attemptView(a))
 	}
-	// The current attempt's record is only written when it ends.
+	// A live job's current attempt is in the job's row (store.Store.Attempts).
 	if n := len(attempts); j.Attempt > 0 && (n == 0 || attempts[n-1].Attempt < j.Attempt) {
-		v.Attempts = append(v.Attempts, Attempt{Attempt: j.Attempt, State: string(j.State), Agent: j.AgentName,
-			ExitCode: j.ExitCode, ErrorCode: j.ErrorCode, ErrorName: errName(j.ErrorCode), Error: j.Error,
-			Assigned: j.Updated, Started: timePtr(j.Started), Ended: timePtr(j.Ended)})
+		assigned := j.Assigned
+		if assigned.IsZero() { // a row written before jobs kept it
+			assigned = j.Updated
+		}
+		v.Attempts = append(v.Attempts, attemptView(store.Attempt{Attempt: j.Attempt, State: j.State,
+			AgentName: j.AgentName, ExitCode: j.ExitCode, ErrorCode: j.ErrorCode, Error: j.Error,
+			Assigned: assigned, Started: j.Started, Ended: j.Ended, CPUSeconds: j.CPUSeconds, MaxRSSBytes: j.MaxRSSBytes}))
 	}
 	files, err := s.store.Files(r.Context(), store.FileFilter{JobID: id})
 	if err != nil {

@@ -42,8 +42,10 @@ func TestDisconnectGraceThenRetry(t *testing.T) {
 	if at.State != store.Failed || at.ErrorCode != int(errcode.DispatcherAgentLost) || at.AgentID != "a1" {
 		t.Fatalf("lost attempt record = %+v", at)
 	}
-	if at2 := batchAttempt(t, batch, ids[0], 2); at2.State != store.Assigned || at2.AgentID != "b1" {
-		t.Fatalf("new attempt record = %+v", at2)
+	// The new attempt is in the job's row until it ends.
+	noAttempt(t, batch, ids[0], 2)
+	if !j.Assigned.Equal(h.clk.Now()) {
+		t.Fatalf("attempt 2 assigned at %v, want %v", j.Assigned, h.clk.Now())
 	}
 	got := b.assigns()
 	if len(got) != 1 || got[0].JobID != as.JobID || got[0].Attempt != 2 {
@@ -422,6 +424,11 @@ func TestRevive(t *testing.T) {
 	}
 	if len(batch.Attempts) != 0 {
 		t.Fatalf("Revive wrote attempt records: %+v", batch.Attempts)
+	}
+	// The attempt that ended job 0, held by its row, is kept before the row
+	// moves on; job 1 never ran.
+	if len(batch.Archive) != 1 || batch.Archive[0] != ids[0] {
+		t.Fatalf("archived %v, want [%d]", batch.Archive, ids[0])
 	}
 	h.notLive(99)
 

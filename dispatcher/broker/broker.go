@@ -117,6 +117,7 @@ type Broker struct {
 
 	// pending group commit
 	newTasks []store.NewTask
+	archive  []int64 // final jobs revived: keep the attempt their row holds
 	dirty    map[int64]*jobState
 	attempts []store.Attempt
 	files    []store.File
@@ -165,11 +166,11 @@ func (b *Broker) Pending() <-chan struct{} { return b.signal }
 func (b *Broker) TakeBatch() (*store.Batch, []func(error)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.newTasks) == 0 && len(b.dirty) == 0 && len(b.attempts) == 0 && len(b.after) == 0 {
+	if len(b.newTasks) == 0 && len(b.archive) == 0 && len(b.dirty) == 0 && len(b.attempts) == 0 && len(b.after) == 0 {
 		return nil, nil
 	}
-	batch := &store.Batch{Tasks: b.newTasks, Attempts: b.attempts, Files: b.files}
-	b.newTasks, b.files = nil, nil
+	batch := &store.Batch{Tasks: b.newTasks, Archive: b.archive, Attempts: b.attempts, Files: b.files}
+	b.newTasks, b.archive, b.files = nil, nil, nil
 	// A job changed in the batch that inserts it (typically assigned at
 	// once) is inserted as it is now: one row write instead of two.
 	for _, nt := range batch.Tasks {

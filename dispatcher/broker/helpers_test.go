@@ -396,6 +396,16 @@ func batchAttempt(t *testing.T, b *store.Batch, id int64, attempt int) store.Att
 	return *found
 }
 
+// noAttempt fails if the batch writes a record of the job's attempt.
+func noAttempt(t *testing.T, b *store.Batch, id int64, attempt int) {
+	t.Helper()
+	for _, a := range b.Attempts {
+		if a.JobID == id && a.Attempt == attempt {
+			t.Fatalf("batch writes attempt %d of job %d: %+v", attempt, id, a)
+		}
+	}
+}
+
 func jobIDs(as []*wire.Assign) []int64 {
 	out := make([]int64, len(as))
 	for i, a := range as {

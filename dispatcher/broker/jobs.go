@@ -112,6 +112,9 @@ func (j *jobState) record() store.Job {
 	} else {
 		r.AgentID, r.AgentName = j.cur.AgentID, j.cur.AgentName
 	}
+	// The row holds the current attempt, and so the record of the one that
+	// ends the job (see finish).
+	r.Assigned, r.CPUSeconds, r.MaxRSSBytes = j.cur.Assigned, j.cur.CPUSeconds, j.cur.MaxRSSBytes
 	return r
 }
 
@@ -255,8 +258,13 @@ func (b *Broker) Recover(tasks map[int64]store.Task, specs map[int64]*task.Spec,
 			ts.addFiles(files[t.ID])
 		}
 		j := b.adopt(ts, r)
+		assigned := r.Assigned
+		if assigned.IsZero() { // a row written before jobs kept it
+			assigned = r.Updated
+		}
 		j.cur = store.Attempt{JobID: j.id, Attempt: j.attempt, AgentID: r.AgentID,
-			AgentName: r.AgentName, State: j.state, Started: r.Started, Assigned: r.Updated}
+			AgentName: r.AgentName, State: j.state, Started: r.Started, Assigned: assigned,
+			CPUSeconds: r.CPUSeconds, MaxRSSBytes: r.MaxRSSBytes}
 		switch j.state {
 		case stateReady:
 			b.enqueue(j)
@@ -309,10 +317,12 @@ func (b *Broker) assign(j *jobState, a *agentState) *wire.Assign {
 func (b *Broker) newAttempt(j *jobState, now time.Time) {
 	if j.attemptDirty {
 		b.attempts = append(b.attempts, j.cur)
+		j.attemptDirty = false
 	}
-	// The attempt's record is written when it ends: until then the job's
-	// own row names the attempt and its agent, so a restart loses nothing,
-	// and each attempt costs one write instead of three.
+	// The attempt's record is written when it ends, and only if the job
+	// goes on: until then, and for good if it ends the job, the job's own
+	// row holds the attempt, so a restart loses nothing and most jobs cost
+	// no attempt row at all.
 	j.cur = store.Attempt{JobID: j.id, Attempt: j.attempt, AgentID: j.agent.id,
 		AgentName: j.agent.name, State: stateAssigned, Assigned: now}
 }
@@ -479,11 +489,11 @@ func (b *Broker) detach(j *jobState) {
 func (b *Broker) fail(j *jobState, code errcode.Code, text string, now time.Time) {
 	j.errCode, j.errText = int(code), text
 	j.cur.State, j.cur.ErrorCode, j.cur.Error, j.cur.Ended = stateFailed, int(code), text, now
-	j.attemptDirty = true
 	if !code.Retryable() || j.attempt >= j.maxAttempts {
 		b.finish(j, stateFailed, code, text, now)
 		return
 	}
+	j.attemptDirty = true // the next attempt takes over the job's row
 	j.state = stateReady
 	b.touch(j)
 	delay := b.backoff(j.attempt)
@@ -510,9 +520,9 @@ func (b *Broker) finish(j *jobState, s store.State, code errcode.Code, text stri
 	// job's j.cur is its previous, ended attempt (or zero after Revive).
 	open := j.state == stateAssigned || j.state == stateRunning
 	j.state, j.ended, j.errCode, j.errText = s, now, int(code), text
+	// An attempt that ends the job is recorded by the job's row (record).
 	if open && j.attempt > 0 && j.cur.Ended.IsZero() {
 		j.cur.State, j.cur.Ended, j.cur.ErrorCode, j.cur.Error = s, now, int(code), text
-		j.attemptDirty = true
 	}
 	if j.queued {
 		j.queued = false
@@ -597,6 +607,9 @@ func (b *Broker) Revive(t store.Task, spec *task.Spec, jobs []store.Job, files [
 		r.State = stateReady
 		if pending {
 			r.State = statePending
+		}
+		if r.Attempt > 0 { // its row holds the attempt that ended it
+			b.archive = append(b.archive, r.ID)
 		}
 		r.MaxAttempts = r.Attempt + t.MaxAttempts
 		r.Ended = time.Time{}

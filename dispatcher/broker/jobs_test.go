@@ -51,9 +51,10 @@ func TestPhaseRunningThenFinished(t *testing.T) {
 		!bj.Ended.Equal(ended) || !bj.Started.Equal(started) || bj.AgentID != "a1" {
 		t.Fatalf("finished job record = %+v", bj)
 	}
-	at := batchAttempt(t, batch, ids[0], 1)
-	if at.State != store.Finished || !at.Ended.Equal(ended) || at.CPUSeconds != 12.5 || at.MaxRSSBytes != 1<<20 {
-		t.Fatalf("attempt record = %+v", at)
+	// The attempt that ends the job is recorded by the job's row alone.
+	noAttempt(t, batch, ids[0], 1)
+	if bj.CPUSeconds != 12.5 || bj.MaxRSSBytes != 1<<20 || bj.Assigned.IsZero() || bj.AgentName != "name-a1" {
+		t.Fatalf("attempt in the job record = %+v", bj)
 	}
 	h.notLive(ids[0])
 	if ag := h.b.Agents(); ag[0].Running != 0 {
@@ -86,11 +87,13 @@ func TestReportRetriedUntilMaxAttempts(t *testing.T) {
 			t.Fatalf("assign attempt %d, want %d", as.Attempt, attempt)
 		}
 		batch := a.mustReport(as, &wire.Report{ExitCode: 3})
-		at := batchAttempt(t, batch, ids[0], attempt)
-		if at.State != store.Failed || at.ErrorCode != int(errcode.PayloadExit) || at.ExitCode == nil || *at.ExitCode != 3 {
+		j := batchJob(t, batch, ids[0])
+		if attempt == 3 { // the last is recorded by the job's row
+			noAttempt(t, batch, ids[0], attempt)
+		} else if at := batchAttempt(t, batch, ids[0], attempt); at.State != store.Failed ||
+			at.ErrorCode != int(errcode.PayloadExit) || at.ExitCode == nil || *at.ExitCode != 3 {
 			t.Fatalf("attempt %d record = %+v", attempt, at)
 		}
-		j := batchJob(t, batch, ids[0])
 		if attempt < 3 {
 			if j.State != store.Ready || j.Attempt != attempt || j.ErrorCode != int(errcode.PayloadExit) {
 				t.Fatalf("after attempt %d: %+v, want ready", attempt, j)
@@ -290,9 +293,7 @@ func TestKillRunningJob(t *testing.T) {
 	if j.State != store.Cancelled || j.ErrorCode != int(errcode.DispatcherKilled) || j.Error != "user asked" || j.Ended.IsZero() {
 		t.Fatalf("killed record = %+v", j)
 	}
-	if at := batchAttempt(t, batch, ids[0], 1); at.State != store.Cancelled || at.ErrorCode != int(errcode.DispatcherKilled) {
-		t.Fatalf("attempt record = %+v", at)
-	}
+	noAttempt(t, batch, ids[0], 1) // the job's row records it
 	k := a.kills()
 	if len(k) != 1 || *k[0] != (wire.Kill{JobID: ids[0], Attempt: 1, Reason: "user asked"}) {
 		t.Fatalf("kills = %+v", k)

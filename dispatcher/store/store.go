@@ -66,6 +66,13 @@ type Job struct {
 	Updated     time.Time
 	Started     time.Time // current attempt, zero if not started
 	Ended       time.Time // zero unless final
+	// The current (or last) attempt's assignment time and usage. With the
+	// fields above they are the record of the attempt that ended the job:
+	// that attempt is kept in the job's row, not as an Attempt of its own
+	// (see Store.Attempts).
+	Assigned    time.Time
+	CPUSeconds  float64
+	MaxRSSBytes int64
 }
 
 // Attempt is the record of one attempt of a job.
@@ -90,7 +97,12 @@ type Attempt struct {
 // are never changed), and attempt records to insert or replace (keyed by
 // JobID and Attempt). A job may be inserted and updated in one batch.
 type Batch struct {
-	Tasks    []NewTask
+	Tasks []NewTask
+	// Archive names final jobs about to start a new attempt (a user
+	// retry): before Jobs is applied, the attempt that ended each one,
+	// which only its row holds, is stored as an Attempt unless one with
+	// its number is stored already.
+	Archive  []int64
 	Jobs     []Job
 	Attempts []Attempt
 	// Files to insert or replace (keyed by JobID, Dir and Index): the
@@ -208,6 +220,10 @@ type Store interface {
 	TaskCounts(ctx context.Context, taskID int64) (map[State]int, error)
 	Job(ctx context.Context, id int64) (*Job, error)
 	Jobs(ctx context.Context, f JobFilter) ([]Job, error)
+	// Attempts returns the job's ended attempts by number: those stored
+	// as Attempts and, for a final job whose last attempt is not among
+	// them, that attempt as its row records it (its State is the job's).
+	// A live job's current attempt is in its row until it ends.
 	Attempts(ctx context.Context, jobID int64) ([]Attempt, error)
 	// Files returns files by job, direction and index.
 	Files(ctx context.Context, f FileFilter) ([]File, error)

@@ -12,7 +12,7 @@ import (
 // whole batch with store.ErrNotFound: the caller's memory and the store
 // disagree, and writing part of a group commit would hide that.
 func (db *DB) Apply(ctx context.Context, b *store.Batch) error {
-	if len(b.Tasks) == 0 && len(b.Jobs) == 0 && len(b.Attempts) == 0 && len(b.Files) == 0 {
+	if len(b.Tasks) == 0 && len(b.Archive) == 0 && len(b.Jobs) == 0 && len(b.Attempts) == 0 && len(b.Files) == 0 {
 		return nil
 	}
 	tx, err := db.w.BeginTx(ctx, nil)
@@ -21,6 +21,9 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) error {
 	}
 	defer tx.Rollback()
 	if err := db.insertTasks(ctx, tx, b.Tasks); err != nil {
+		return fmt.Errorf("sqlite: apply batch: %w", err)
+	}
+	if err := db.archive(ctx, tx, b.Archive); err != nil {
 		return fmt.Errorf("sqlite: apply batch: %w", err)
 	}
 	if err := db.updateJobs(ctx, tx, lastPerID(b.Jobs)); err != nil {
@@ -44,7 +47,8 @@ func (db *DB) updateJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) erro
 		j := &jobs[i]
 		return append(args, j.ID, string(j.State), j.Attempt, j.MaxAttempts,
 			j.AgentID, j.AgentName, nullInt(j.ExitCode), j.ErrorCode, j.Error,
-			unixNano(j.Updated), unixNano(j.Started), unixNano(j.Ended))
+			unixNano(j.Updated), unixNano(j.Started), unixNano(j.Ended),
+			unixNano(j.Assigned), j.CPUSeconds, j.MaxRSSBytes)
 	})
 	if err != nil {
 		return fmt.Errorf("update jobs: %w", err)

@@ -15,7 +15,8 @@ const (
 		t.max_attempts, t.spec, t.created FROM tasks t`
 	jobSelect = `SELECT j.id, j.task_id, j.idx, j.state, j.attempt,
 		j.max_attempts, j.agent_id, j.agent_name, j.exit_code, j.error_code,
-		j.error, j.created, j.updated, j.started, j.ended FROM jobs j`
+		j.error, j.created, j.updated, j.started, j.ended, j.assigned,
+		j.cpu_seconds, j.max_rss_bytes FROM jobs j`
 	attemptSelect = `SELECT job_id, attempt, agent_id, agent_name, state,
 		exit_code, error_code, error, assigned, started, ended, cpu_seconds,
 		max_rss_bytes FROM attempts`
@@ -23,15 +24,20 @@ const (
 
 // liveStates is the SQL list of non-final states; queries that name it
 // exactly so can use the partial index jobs_live (see schema.go).
-var liveStates = func() string {
+var liveStates = stateList(false)
+
+// finalStates is the SQL list of final states.
+var finalStates = stateList(true)
+
+func stateList(final bool) string {
 	var q []string
 	for _, s := range store.States {
-		if !s.Final() {
+		if s.Final() == final {
 			q = append(q, "'"+string(s)+"'")
 		}
 	}
 	return "(" + strings.Join(q, ",") + ")"
-}()
+}
 
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -49,13 +55,15 @@ func scanJob(s scanner) (store.Job, error) {
 	var j store.Job
 	var state string
 	var exit sql.NullInt64
-	var created, updated, started, ended int64
+	var created, updated, started, ended, assigned int64
 	err := s.Scan(&j.ID, &j.TaskID, &j.Index, &state, &j.Attempt,
 		&j.MaxAttempts, &j.AgentID, &j.AgentName, &exit, &j.ErrorCode,
-		&j.Error, &created, &updated, &started, &ended)
+		&j.Error, &created, &updated, &started, &ended, &assigned,
+		&j.CPUSeconds, &j.MaxRSSBytes)
 	j.State, j.ExitCode = store.State(state), intPtr(exit)
 	j.Created, j.Updated = fromUnixNano(created), fromUnixNano(updated)
 	j.Started, j.Ended = fromUnixNano(started), fromUnixNano(ended)
+	j.Assigned = fromUnixNano(assigned)
 	return j, err
 }
 
@@ -162,9 +170,19 @@ func (db *DB) Jobs(ctx context.Context, f store.JobFilter) ([]store.Job, error) 
 	return js, nil
 }
 
-// Attempts returns the job's attempts by ascending attempt number.
+// attemptsOfJob lists a job's stored attempts and, for a final job, the
+// attempt its row holds when none of them has its number.
+var attemptsOfJob = attemptSelect + ` WHERE job_id = ?1
+	UNION ALL
+	SELECT id, attempt, agent_id, agent_name, state, exit_code, error_code,
+		error, assigned, started, ended, cpu_seconds, max_rss_bytes FROM jobs
+	WHERE id = ?1 AND attempt > 0 AND state IN ` + finalStates + `
+		AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = jobs.id AND a.attempt = jobs.attempt)
+	ORDER BY 2`
+
+// Attempts returns the job's ended attempts by ascending attempt number.
 func (db *DB) Attempts(ctx context.Context, jobID int64) ([]store.Attempt, error) {
-	as, err := query(ctx, db, scanAttempt, attemptSelect+" WHERE job_id = ? ORDER BY attempt", jobID)
+	as, err := query(ctx, db, scanAttempt, attemptsOfJob, jobID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: job %d attempts: %w", jobID, err)
 	}

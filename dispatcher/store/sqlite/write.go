@@ -24,15 +24,16 @@ const (
 		max_attempts, spec, created) VALUES (?,?,?,?,?,?,?,?,?)`
 	insertJobSQL = `INSERT INTO jobs (id, task_id, idx, state, attempt,
 		max_attempts, agent_id, agent_name, exit_code, error_code, error,
-		created, updated, started, ended) VALUES %s`
-	jobRow = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+		created, updated, started, ended, assigned, cpu_seconds, max_rss_bytes) VALUES %s`
+	jobRow = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 	// Only the mutable fields: ID, TaskID, Index and Created never change.
 	updateJobSQL = `UPDATE jobs SET state = v.column2, attempt = v.column3,
 		max_attempts = v.column4, agent_id = v.column5, agent_name = v.column6,
 		exit_code = v.column7, error_code = v.column8, error = v.column9,
-		updated = v.column10, started = v.column11, ended = v.column12
+		updated = v.column10, started = v.column11, ended = v.column12,
+		assigned = v.column13, cpu_seconds = v.column14, max_rss_bytes = v.column15
 		FROM (VALUES %s) AS v WHERE jobs.id = v.column1`
-	updateRow = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+	updateRow = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 	// A later row for the same attempt, in the same statement or not,
 	// replaces the earlier one.
 	upsertAttemptSQL = `INSERT INTO attempts (job_id, attempt, agent_id,
@@ -57,6 +58,15 @@ const (
 	fileRow = "(?,?,?,?,?,?,?,?,?,?,?)"
 )
 
+// archiveAttemptSQL stores the attempt that ended a final job, from its
+// row, unless an attempt with its number is stored.
+var archiveAttemptSQL = `INSERT OR IGNORE INTO attempts (job_id, attempt, agent_id,
+	agent_name, state, exit_code, error_code, error, assigned, started,
+	ended, cpu_seconds, max_rss_bytes)
+	SELECT id, attempt, agent_id, agent_name, state, exit_code, error_code,
+	error, assigned, started, ended, cpu_seconds, max_rss_bytes FROM jobs
+	WHERE id = ? AND attempt > 0 AND state IN ` + finalStates
+
 // multi is a statement prepared once per size in chunks. args is reused
 // by every exec: the writer has one connection, so they never overlap.
 type multi struct {
@@ -68,6 +78,7 @@ type multi struct {
 // reused by every transaction.
 type writeStmts struct {
 	nextID, insertTask, insertToken  *sql.Stmt
+	archiveAttempt                   *sql.Stmt
 	insertJobs, updateJobs, attempts multi
 	files                            multi
 }
@@ -88,6 +99,7 @@ func (s *writeStmts) prepare(ctx context.Context, w *sql.DB) error {
 		{&s.nextID, "UPDATE seq SET last = last + ? WHERE id = 1 RETURNING last"},
 		{&s.insertTask, insertTaskSQL},
 		{&s.insertToken, "INSERT INTO tokens (hash, name, role, created) VALUES (?,?,?,?)"},
+		{&s.archiveAttempt, archiveAttemptSQL},
 	}
 	for _, m := range []struct {
 		dst      *multi
@@ -115,7 +127,7 @@ func (s *writeStmts) prepare(ctx context.Context, w *sql.DB) error {
 
 func (s *writeStmts) close() error {
 	var errs []error
-	all := []*sql.Stmt{s.nextID, s.insertTask, s.insertToken}
+	all := []*sql.Stmt{s.nextID, s.insertTask, s.insertToken, s.archiveAttempt}
 	for _, m := range []*multi{&s.insertJobs, &s.updateJobs, &s.attempts, &s.files} {
 		all = append(all, m.st[:]...)
 	}
@@ -178,9 +190,7 @@ func (db *DB) CreateTask(ctx context.Context, t *store.Task, jobs []store.Job) e
 	}
 	_, err = db.stmts.insertJobs.exec(ctx, tx, len(jobs), func(args []any, i int) []any {
 		j := &jobs[i]
-		return append(args, id+1+int64(i), id, j.Index, string(j.State), j.Attempt,
-			j.MaxAttempts, j.AgentID, j.AgentName, nullInt(j.ExitCode), j.ErrorCode,
-			j.Error, unixNano(j.Created), unixNano(j.Updated), unixNano(j.Started), unixNano(j.Ended))
+		return appendJob(args, id+1+int64(i), id, j)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: create task: insert jobs: %w", err)
@@ -231,11 +241,31 @@ func (db *DB) insertTasks(ctx context.Context, tx *sql.Tx, tasks []store.NewTask
 func (db *DB) insertJobs(ctx context.Context, tx *sql.Tx, jobs []store.Job) error {
 	_, err := db.stmts.insertJobs.exec(ctx, tx, len(jobs), func(args []any, i int) []any {
 		j := &jobs[i]
-		return append(args, j.ID, j.TaskID, j.Index, string(j.State), j.Attempt,
-			j.MaxAttempts, j.AgentID, j.AgentName, nullInt(j.ExitCode), j.ErrorCode,
-			j.Error, unixNano(j.Created), unixNano(j.Updated), unixNano(j.Started), unixNano(j.Ended))
+		return appendJob(args, j.ID, j.TaskID, j)
 	})
 	return err
+}
+
+// appendJob appends the columns of jobRow.
+func appendJob(args []any, id, taskID int64, j *store.Job) []any {
+	return append(args, id, taskID, j.Index, string(j.State), j.Attempt,
+		j.MaxAttempts, j.AgentID, j.AgentName, nullInt(j.ExitCode), j.ErrorCode,
+		j.Error, unixNano(j.Created), unixNano(j.Updated), unixNano(j.Started), unixNano(j.Ended),
+		unixNano(j.Assigned), j.CPUSeconds, j.MaxRSSBytes)
+}
+
+// archive stores the final attempt of each job named, from its row.
+func (db *DB) archive(ctx context.Context, tx *sql.Tx, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	st := tx.StmtContext(ctx, db.stmts.archiveAttempt)
+	for _, id := range ids {
+		if _, err := st.ExecContext(ctx, id); err != nil {
+			return fmt.Errorf("archive the last attempt of job %d: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // CreateToken stores t. A token whose hash is already stored is an error.

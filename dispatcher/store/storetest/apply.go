@@ -126,6 +126,63 @@ func testAttempts(t *testing.T, open Opener) {
 	}
 }
 
+// The attempt that ends a job is kept in the job's row and listed by
+// Attempts after the stored ones; Archive keeps it when a user retry
+// starts the job again, and leaves a stored attempt of that number alone.
+func testFinalAttempt(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := fresh(t, open)
+	_, jobs := create(t, s, "alice", 3)
+	done, cancelled, live := jobs[0], jobs[1], jobs[2]
+	failed := store.Attempt{JobID: done.ID, Attempt: 1, AgentID: "a1", AgentName: "p1", State: store.Failed,
+		ErrorCode: 1201, Error: "agent lost", Assigned: at(1), Ended: at(2)}
+	done.State, done.Attempt, done.AgentID, done.AgentName, done.ExitCode = store.Finished, 2, "a2", "p2", intp(0)
+	done.Assigned, done.Started, done.Ended, done.Updated, done.CPUSeconds, done.MaxRSSBytes = at(3), at(4), at(5), at(5), 1.5, 4096
+	// Killed while waiting for its retry: its last attempt is the stored one.
+	cancelledAttempt := failed
+	cancelledAttempt.JobID = cancelled.ID
+	cancelled = setState(cancelled, store.Cancelled, 6)
+	cancelled.Attempt, cancelled.Assigned, cancelled.ErrorCode, cancelled.Error = 1, at(1), 1500, "killed by alice"
+	live.State, live.Attempt, live.AgentID, live.Assigned = store.Running, 1, "a3", at(7)
+	apply(t, s, &store.Batch{Jobs: []store.Job{done, cancelled, live}, Attempts: []store.Attempt{failed, cancelledAttempt}})
+
+	last := store.Attempt{JobID: done.ID, Attempt: 2, AgentID: "a2", AgentName: "p2", State: store.Finished,
+		ExitCode: intp(0), Assigned: at(3), Started: at(4), Ended: at(5), CPUSeconds: 1.5, MaxRSSBytes: 4096}
+	check := func(when string, id int64, want ...store.Attempt) {
+		t.Helper()
+		got, err := s.Attempts(ctx, id)
+		if err != nil {
+			t.Fatalf("%s: Attempts(%d): %v", when, id, err)
+		}
+		if want == nil {
+			want = []store.Attempt{}
+		}
+		if got == nil {
+			got = []store.Attempt{}
+		}
+		if d := diff(got, want); d != "" {
+			t.Errorf("%s: Attempts(%d): %s", when, id, d)
+		}
+	}
+	check("finished", done.ID, failed, last)
+	check("cancelled while ready", cancelled.ID, cancelledAttempt)
+	check("live", live.ID)
+
+	// A user retry: the row moves on to attempt 3, the archived attempt 2 stays.
+	retry := done
+	retry.State, retry.Attempt, retry.MaxAttempts, retry.AgentID, retry.AgentName = store.Assigned, 3, 5, "a4", "p4"
+	retry.ExitCode, retry.Assigned, retry.Started, retry.Ended, retry.CPUSeconds, retry.MaxRSSBytes = nil, at(8), time.Time{}, time.Time{}, 0, 0
+	again := cancelled
+	again.State, again.Ended = store.Ready, time.Time{}
+	apply(t, s, &store.Batch{Archive: []int64{done.ID, cancelled.ID, live.ID}, Jobs: []store.Job{retry, again}})
+	check("retried", done.ID, failed, last)
+	check("retried after a kill", cancelled.ID, cancelledAttempt)
+	check("live, archived by mistake", live.ID)
+	if j, err := s.Job(ctx, done.ID); err != nil || j.Attempt != 3 || !j.Assigned.Equal(at(8)) {
+		t.Errorf("retried job = %+v, %v", j, err)
+	}
+}
+
 // Readers running beside Apply see each batch whole or not at all: every
 // batch moves all jobs of the task to the same attempt.
 func testConcurrentReaders(t *testing.T, open Opener) {

@@ -41,7 +41,8 @@ func testRoundTrip(t *testing.T, open Opener) {
 	jobs[0].Updated = at(0) // zero Started, Ended and nil ExitCode
 	jobs[1] = store.Job{Index: 1, State: store.Finished, Attempt: 2, MaxAttempts: 4,
 		AgentID: "agent-1", AgentName: "pilot@site", ExitCode: intp(0),
-		Created: at(1), Updated: at(2), Started: at(3), Ended: at(4)}
+		Created: at(1), Updated: at(2), Started: at(3), Ended: at(4),
+		Assigned: at(2), CPUSeconds: 12.5, MaxRSSBytes: 1 << 33}
 	jobs[2] = store.Job{Index: 2, State: store.Failed, Attempt: 3, MaxAttempts: 3,
 		ExitCode: intp(-137), ErrorCode: 1305, Error: "payload: killed\n(OOM)",
 		Created: at(5), Updated: at(6), Started: at(7), Ended: at(8)}

@@ -32,6 +32,7 @@ func Run(t *testing.T, open Opener) {
 		{"ApplyLastWins", testApplyLastWins},
 		{"ApplyAtomic", testApplyAtomic},
 		{"Attempts", testAttempts},
+		{"FinalAttempt", testFinalAttempt},
 		{"TaskFilters", testTaskFilters},
 		{"JobFilters", testJobFilters},
 		{"TaskCounts", testTaskCounts},
