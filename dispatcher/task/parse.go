@@ -28,8 +28,8 @@ func (e *FieldError) Error() string {
 }
 
 // rawSpec mirrors a task file. Values stay YAML nodes and are decoded by
-// hand so that every error names its field, while KnownFields still makes
-// the decoder refuse keys not listed here.
+// hand so that every error names its field; keys not listed here are
+// refused (knownFields).
 type rawSpec struct {
 	Name        yaml.Node    `yaml:"name"`
 	Command     yaml.Node    `yaml:"command"`
@@ -61,16 +61,19 @@ type rawResources struct {
 }
 
 // Parse reads a task file (YAML, or JSON, which is YAML), applies the
-// defaults to fields it leaves out and validates the result.
+// defaults to fields it leaves out and validates the result. The text is
+// parsed once: checks and decoding work on the node tree.
 func Parse(data []byte) (*Spec, error) {
-	if err := checkDocument(data); err != nil {
+	root, err := document(data)
+	if err != nil {
 		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var raw rawSpec
-	if err := dec.Decode(&raw); err != nil {
+	if err := root.Decode(&raw); err != nil {
 		return nil, decodeError(err)
+	}
+	if err := knownFields(root, specFields, ""); err != nil {
+		return nil, err
 	}
 	s, err := raw.spec()
 	if err != nil {
@@ -82,38 +85,88 @@ func Parse(data []byte) (*Spec, error) {
 	return s, nil
 }
 
-// checkDocument refuses what decoding into a struct would let through
-// silently: no document, a null or non-mapping one, and a second one.
-func checkDocument(data []byte) error {
+// document returns the task file's one document, a mapping. It refuses
+// what decoding into a struct would let through silently: no document, a
+// null or non-mapping one, and a second one.
+func document(data []byte) (*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	err := dec.Decode(&doc)
 	if errors.Is(err, io.EOF) {
-		return errors.New("task file is empty")
+		return nil, errors.New("task file is empty")
 	}
 	if err != nil {
-		return fmt.Errorf("task file: %w", err)
+		return nil, fmt.Errorf("task file: %w", err)
 	}
 	if len(doc.Content) != 1 || absent(deref(doc.Content[0])) {
-		return errors.New("task file is empty")
+		return nil, errors.New("task file is empty")
 	}
-	if root := deref(doc.Content[0]); root.Kind != yaml.MappingNode {
-		return fmt.Errorf("task file must be a mapping of fields (name, command, jobs, ...), got %s", describe(root))
+	root := deref(doc.Content[0])
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("task file must be a mapping of fields (name, command, jobs, ...), got %s", describe(root))
 	}
 	var next yaml.Node
 	switch err := dec.Decode(&next); {
 	case err == nil:
-		return fmt.Errorf("task file holds more than one YAML document (line %d): submit one task per file", next.Line)
+		return nil, fmt.Errorf("task file holds more than one YAML document (line %d): submit one task per file", next.Line)
 	case !errors.Is(err, io.EOF):
-		return fmt.Errorf("task file: %w", err)
+		return nil, fmt.Errorf("task file: %w", err)
+	}
+	return root, nil
+}
+
+// The keys of a task file and of its resources mapping.
+var (
+	specFields      = fieldNames(rawSpec{})
+	resourcesFields = fieldNames(rawResources{})
+)
+
+// knownFields refuses a key of mapping n that is not in known, as the
+// decoder's KnownFields would: keys merged in with "<<" included, and the
+// keys of resources. parent names the mapping in the error ("" for the
+// top level). Values that are not mappings are left to the decoder.
+func knownFields(n *yaml.Node, known []string, parent string) error {
+	n = deref(n)
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge" {
+			merged := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				merged = v.Content
+			}
+			for _, m := range merged {
+				if err := knownFields(m, known, parent); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if !slices.Contains(known, k.Value) {
+			return unknownField(parent, k.Value, k.Line, known)
+		}
+		if parent == "" && k.Value == "resources" {
+			if err := knownFields(v, resourcesFields, "resources"); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
 
+func unknownField(parent, name string, line int, known []string) error {
+	text := fmt.Sprintf("unknown field %q (line %d)", name, line)
+	if s := suggest(name, known); s != "" {
+		text += fmt.Sprintf("; did you mean %q?", s)
+	}
+	return &FieldError{Field: parent, Msg: text}
+}
+
 var (
-	reUnknown = regexp.MustCompile(`^line (\d+): field (.*) not found in type task\.(\w+)$`)
-	reNotMap  = regexp.MustCompile(`(?s)^line (\d+): cannot unmarshal (\S+) .* into task\.rawResources$`)
-	reDup     = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
+	reNotMap = regexp.MustCompile(`(?s)^line (\d+): cannot unmarshal (\S+) .* into task\.rawResources$`)
+	reDup    = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
 )
 
 // decodeError rewrites the decoder's first complaint to name the field.
@@ -123,17 +176,6 @@ func decodeError(err error) error {
 		return fmt.Errorf("task file: %w", err)
 	}
 	msg := te.Errors[0]
-	if m := reUnknown.FindStringSubmatch(msg); m != nil {
-		parent, known := "", fieldNames(rawSpec{})
-		if m[3] == "rawResources" {
-			parent, known = "resources", fieldNames(rawResources{})
-		}
-		text := fmt.Sprintf("unknown field %q (line %s)", m[2], m[1])
-		if s := suggest(m[2], known); s != "" {
-			text += fmt.Sprintf("; did you mean %q?", s)
-		}
-		return &FieldError{Field: parent, Msg: text}
-	}
 	if m := reNotMap.FindStringSubmatch(msg); m != nil {
 		got := map[string]string{"!!str": "a string", "!!int": "a number", "!!float": "a number", "!!bool": "a boolean", "!!seq": "a list"}[m[2]]
 		if got == "" {

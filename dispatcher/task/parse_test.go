@@ -96,6 +96,10 @@ func TestParseAccepts(t *testing.T) {
 		{"env values of any scalar", "command: [a]\nenv: {N: 3, E: ''}",
 			func(s *Spec) bool { return s.Env["N"] == "3" && s.Env["E"] == "" }},
 		{"queue charset", "command: [a]\nqueue: cern-ch_T0.gpu", func(s *Spec) bool { return s.Queue == "cern-ch_T0.gpu" }},
+		{"merged fields", "command: [a]\nresources:\n  <<: &r {cores: 2, memory: 1G}\n  cores: 3\n",
+			func(s *Spec) bool { return s.Resources.Cores == 3 && s.Resources.MemoryBytes == 1<<30 }},
+		{"JSON", `{"name": "j", "command": ["a", "b"], "jobs": 2, "resources": {"cores": 2}}`,
+			func(s *Spec) bool { return s.Name == "j" && len(s.Command) == 2 && s.Jobs == 2 && s.Resources.Cores == 2 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,6 +129,8 @@ func TestParseRefuses(t *testing.T) {
 		{"syntax", "command: [a\n", "-", "task file: yaml:"},
 		{"unknown field", "name: x\ncomand: [a]\n", "", `unknown field "comand" (line 2); did you mean "command"?`},
 		{"unknown resource", "command: [a]\nresources:\n  cpus: 4\n", "resources", `unknown field "cpus" (line 3); did you mean "cores"?`},
+		{"unknown merged field", "<<: {comand: [b]}\ncommand: [a]\n", "", `unknown field "comand" (line 1)`},
+		{"unknown merged resource", "command: [a]\nresources:\n  <<: [{cores: 1}, {cpus: 2}]\n", "resources", `unknown field "cpus" (line 3)`},
 		{"duplicate field", "command: [a]\njobs: 1\njobs: 2\n", "-", `duplicate field "jobs" (line 3, first set at line 2)`},
 		{"resources not a mapping", "command: [a]\nresources: 4\n", "resources", "must be a mapping"},
 		{"command missing", "name: x\n", "command", "required"},
@@ -237,5 +243,16 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %v, want one for field %s", err, tt.field)
 			}
 		})
+	}
+}
+
+// BenchmarkParse parses a small task file, as bench latency submits.
+func BenchmarkParse(b *testing.B) {
+	data := []byte("name: latency\ncommand: [\"/bin/true\"]\nresources: {cores: 1, memory: 64MiB, walltime: 1m}\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
