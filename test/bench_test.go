@@ -60,14 +60,15 @@ func TestBenchPlumbing(t *testing.T) {
 	}
 
 	var l struct {
-		P50       float64 `json:"p50_ms"`
-		CPUPerJob float64 `json:"dispatcher_cpu_us_per_job"`
-		Steps     []struct {
+		P50        float64 `json:"p50_ms"`
+		CPUPerJob  float64 `json:"dispatcher_cpu_us_per_job"`
+		TaskFormat string  `json:"task_format"`
+		Steps      []struct {
 			Jobs int `json:"jobs"`
 		} `json:"steps"`
 	}
-	benchJSON(t, &l, "latency", "--agents", "20", "--rate", "200", "--duration", "1s", "--warmup", "0s")
-	if len(l.Steps) != 1 || l.Steps[0].Jobs == 0 || l.P50 <= 0 || l.CPUPerJob <= 0 {
+	benchJSON(t, &l, "latency", "--agents", "20", "--rate", "200", "--duration", "1s", "--warmup", "0s", "--task-format", "json")
+	if len(l.Steps) != 1 || l.Steps[0].Jobs == 0 || l.P50 <= 0 || l.CPUPerJob <= 0 || l.TaskFormat != "json" {
 		t.Fatalf("bench latency: %+v", l)
 	}
 

@@ -195,6 +195,7 @@ rate then doubles until p99 passes --target: that rate is knee_rate.`,
 	f.Float64Var(&cfg.MaxRate, "max-rate", 0, "search the knee by doubling the rate up to this (0: no search)")
 	f.DurationVar(&cfg.Warmup, "warmup", 5*time.Second, "load offered at --rate before measuring")
 	f.DurationVar(&cfg.Target, "target", 5*time.Millisecond, "p99 target for the knee")
+	f.StringVar(&cfg.TaskFormat, "task-format", "yaml", "how submissions are written: yaml (a task file, as the CLI sends) or json (as API clients send)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of this process (not the dispatcher's) to this file")
 	procFlags(f, &cfg.Proc)
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")

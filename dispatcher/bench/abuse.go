@@ -59,10 +59,10 @@ func Abuse(ctx context.Context, cfg AbuseConfig) (*AbuseResult, error) {
 		return nil, err
 	}
 	defer env.close()
-	if _, err := offer(ctx, env.api, env.r, cfg.Rate, 3*time.Second); err != nil { // warm-up
+	if _, err := offer(ctx, env.api, env.r, latencyTask["yaml"], cfg.Rate, 3*time.Second); err != nil { // warm-up
 		return nil, err
 	}
-	idle, err := offer(ctx, env.api, env.r, cfg.Rate, cfg.Duration)
+	idle, err := offer(ctx, env.api, env.r, latencyTask["yaml"], cfg.Rate, cfg.Duration)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +72,7 @@ func Abuse(ctx context.Context, cfg AbuseConfig) (*AbuseResult, error) {
 	a := &abuser{cfg: &cfg, res: res}
 	a.start(actx, &wg)
 	time.Sleep(2 * time.Second) // let the abuse build up
-	busy, err := offer(ctx, env.api, env.r, cfg.Rate, cfg.Duration)
+	busy, err := offer(ctx, env.api, env.r, latencyTask["yaml"], cfg.Rate, cfg.Duration)
 	stop()
 	wg.Wait()
 	if err != nil {

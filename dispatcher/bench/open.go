@@ -22,7 +22,16 @@ type LatencyConfig struct {
 	MaxRate float64
 	Target  time.Duration
 	Warmup  time.Duration // load offered first and not measured
+	// TaskFormat is how each submission is written: "yaml" (a task file,
+	// as the CLI sends) or "json" (as API clients send).
+	TaskFormat string
 	DispatchConfig
+}
+
+// The one-job task that latency benchmarks submit, in each format.
+var latencyTask = map[string][]byte{
+	"yaml": []byte("name: latency\ncommand: [\"/bin/true\"]\nresources: {cores: 1, memory: 64MiB, walltime: 1m}\n"),
+	"json": []byte(`{"name": "latency", "command": ["/bin/true"], "resources": {"cores": 1, "memory": "64MiB", "walltime": "1m"}}`),
 }
 
 // LatencyStep is one offered rate's result.
@@ -40,11 +49,12 @@ type LatencyStep struct {
 // LatencyResult holds the latency at --rate and the knee; JSON keys are a
 // contract.
 type LatencyResult struct {
-	Agents int     `json:"agents"`
-	Rate   float64 `json:"rate"`
-	P50ms  float64 `json:"p50_ms"`
-	P99ms  float64 `json:"p99_ms"`
-	P999ms float64 `json:"p999_ms"`
+	Agents     int     `json:"agents"`
+	Rate       float64 `json:"rate"`
+	TaskFormat string  `json:"task_format"`
+	P50ms      float64 `json:"p50_ms"`
+	P99ms      float64 `json:"p99_ms"`
+	P999ms     float64 `json:"p999_ms"`
 	// KneeRate is the first offered rate whose p99 passed the target (0: none
 	// up to MaxRate).
 	KneeRate float64       `json:"knee_rate"`
@@ -65,6 +75,13 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 	if cfg.Target <= 0 {
 		cfg.Target = 5 * time.Millisecond
 	}
+	if cfg.TaskFormat == "" {
+		cfg.TaskFormat = "yaml"
+	}
+	spec, ok := latencyTask[cfg.TaskFormat]
+	if !ok {
+		return nil, fmt.Errorf("bench: --task-format %q: want yaml or json", cfg.TaskFormat)
+	}
 	env, err := newOpenEnv(ctx, &cfg.DispatchConfig, cfg.Agents)
 	if err != nil {
 		return nil, err
@@ -74,17 +91,17 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 	// The first seconds after thousands of handshakes measure the
 	// connection storm's aftermath, not steady state: offer load unmeasured.
 	if cfg.Warmup > 0 {
-		if _, err := offer(ctx, api, r, cfg.Rate, cfg.Warmup); err != nil {
+		if _, err := offer(ctx, api, r, spec, cfg.Rate, cfg.Warmup); err != nil {
 			return nil, err
 		}
 	}
-	res := &LatencyResult{Agents: cfg.Agents, Rate: cfg.Rate}
+	res := &LatencyResult{Agents: cfg.Agents, Rate: cfg.Rate, TaskFormat: cfg.TaskFormat}
 	for rate := cfg.Rate; ; rate *= 2 {
 		cpu0, err := env.cpu()
 		if err != nil {
 			return nil, err
 		}
-		st, err := offer(ctx, api, r, rate, cfg.Duration)
+		st, err := offer(ctx, api, r, spec, rate, cfg.Duration)
 		if err != nil {
 			return nil, err
 		}
@@ -188,12 +205,11 @@ func (e *openEnv) close() {
 
 // offer submits one-job tasks at Poisson arrivals for d, then waits for
 // the last assignment and returns the latency quantiles of that step.
-func offer(ctx context.Context, api *client.Client, r *run, rate float64, d time.Duration) (LatencyStep, error) {
+func offer(ctx context.Context, api *client.Client, r *run, spec []byte, rate float64, d time.Duration) (LatencyStep, error) {
 	lat := &latencies{}
 	r.latMu.Lock()
 	r.lat = lat
 	r.latMu.Unlock()
-	const spec = "name: latency\ncommand: [\"/bin/true\"]\nresources: {cores: 1, memory: 64MiB, walltime: 1m}\n"
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error
@@ -212,7 +228,7 @@ func offer(ctx context.Context, api *client.Client, r *run, rate float64, d time
 		sent++
 		go func() { // open loop: never wait for the previous submission
 			defer wg.Done()
-			if _, err := api.Submit(ctx, []byte(spec)); err != nil {
+			if _, err := api.Submit(ctx, spec); err != nil {
 				mu.Lock()
 				firstErr = err
 				mu.Unlock()

@@ -14,7 +14,14 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("command: [a]\n---\n"))
 	f.Add([]byte("command: [a]\ninputs: {endpoint: lake, bucket: data, prefix: run1/}\nfiles_per_job: 4\noutputs: {endpoint: lake, bucket: results, path: \"{task}/{job}/\", patterns: [\"*.txt\"]}\n"))
 	f.Add([]byte("command: [a]\ninputs: [\"lake:data/a\", {endpoint: t, bucket: b, path: c}]\nstream: true\n"))
+	for _, in := range jsonCases {
+		f.Add([]byte(in))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// A JSON object means what it means to the YAML parser.
+		if root, ok := jsonDocument(data); ok {
+			compareWithYAML(t, string(data), root)
+		}
 		s, err := Parse(data)
 		if err != nil {
 			if s != nil {

@@ -62,12 +62,21 @@ type rawResources struct {
 
 // Parse reads a task file (YAML, or JSON, which is YAML), applies the
 // defaults to fields it leaves out and validates the result. The text is
-// parsed once: checks and decoding work on the node tree.
+// parsed once, a JSON object without the YAML parser: checks and decoding
+// work on the node tree.
 func Parse(data []byte) (*Spec, error) {
-	root, err := document(data)
-	if err != nil {
-		return nil, err
+	root, ok := jsonDocument(data)
+	if !ok {
+		var err error
+		if root, err = document(data); err != nil {
+			return nil, err
+		}
 	}
+	return parseNode(root)
+}
+
+// parseNode decodes and validates a task file's root mapping.
+func parseNode(root *yaml.Node) (*Spec, error) {
 	var raw rawSpec
 	if err := root.Decode(&raw); err != nil {
 		return nil, decodeError(err)

@@ -99,7 +99,9 @@ func TestParseAccepts(t *testing.T) {
 		{"merged fields", "command: [a]\nresources:\n  <<: &r {cores: 2, memory: 1G}\n  cores: 3\n",
 			func(s *Spec) bool { return s.Resources.Cores == 3 && s.Resources.MemoryBytes == 1<<30 }},
 		{"JSON", `{"name": "j", "command": ["a", "b"], "jobs": 2, "resources": {"cores": 2}}`,
-			func(s *Spec) bool { return s.Name == "j" && len(s.Command) == 2 && s.Jobs == 2 && s.Resources.Cores == 2 }},
+			func(s *Spec) bool {
+				return s.Name == "j" && len(s.Command) == 2 && s.Jobs == 2 && s.Resources.Cores == 2
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
