@@ -23,38 +23,38 @@ func (r *rawSpec) spec() (*Spec, error) {
 		},
 	}
 	var d decoder
-	d.str("name", &r.Name, &s.Name)
-	d.command(&r.Command, &s.Command)
-	d.str("image", &r.Image, &s.Image)
-	d.bool("network", &r.Network, &s.Network)
-	d.env(&r.Env, &s.Env)
-	d.int("jobs", &r.Jobs, &s.Jobs)
-	rr, res := &r.Resources, &s.Resources
-	d.int("resources.cores", &rr.Cores, &res.Cores)
-	d.size("resources.memory", &rr.Memory, &res.MemoryBytes)
-	d.duration("resources.walltime", &rr.Walltime, &res.Walltime)
-	d.int("resources.gpus", &rr.GPUs, &res.GPUs)
-	d.str("resources.gpu_model", &rr.GPUModel, &res.GPUModel)
-	d.size("resources.gpu_memory", &rr.GPUMemory, &res.GPUMemory)
-	d.str("resources.accelerator", &rr.Accelerator, &res.Accelerator)
-	d.str("resources.gpu_compute", &rr.GPUCompute, &res.GPUCompute)
-	d.str("resources.arch", &rr.Arch, &res.Arch)
-	d.int("priority", &r.Priority, &s.Priority)
-	d.int("max_attempts", &r.MaxAttempts, &s.MaxAttempts)
-	d.str("queue", &r.Queue, &s.Queue)
-	d.str("share", &r.Share, &s.Share)
-	d.inputs(&r.Inputs, &s.Inputs)
-	d.int("files_per_job", &r.FilesPerJob, &s.FilesPerJob)
-	d.outputs(&r.Outputs, &s.Outputs)
-	d.bool("stream", &r.Stream, &s.Stream)
+	d.str("name", r.Name, &s.Name)
+	d.command(r.Command, &s.Command)
+	d.str("image", r.Image, &s.Image)
+	d.bool("network", r.Network, &s.Network)
+	d.env(r.Env, &s.Env)
+	d.int("jobs", r.Jobs, &s.Jobs)
+	rr, res := &r.res, &s.Resources
+	d.int("resources.cores", rr.Cores, &res.Cores)
+	d.size("resources.memory", rr.Memory, &res.MemoryBytes)
+	d.duration("resources.walltime", rr.Walltime, &res.Walltime)
+	d.int("resources.gpus", rr.GPUs, &res.GPUs)
+	d.str("resources.gpu_model", rr.GPUModel, &res.GPUModel)
+	d.size("resources.gpu_memory", rr.GPUMemory, &res.GPUMemory)
+	d.str("resources.accelerator", rr.Accelerator, &res.Accelerator)
+	d.str("resources.gpu_compute", rr.GPUCompute, &res.GPUCompute)
+	d.str("resources.arch", rr.Arch, &res.Arch)
+	d.int("priority", r.Priority, &s.Priority)
+	d.int("max_attempts", r.MaxAttempts, &s.MaxAttempts)
+	d.str("queue", r.Queue, &s.Queue)
+	d.str("share", r.Share, &s.Share)
+	d.inputs(r.Inputs, &s.Inputs)
+	d.int("files_per_job", r.FilesPerJob, &s.FilesPerJob)
+	d.outputs(r.Outputs, &s.Outputs)
+	d.bool("stream", r.Stream, &s.Stream)
 	if d.err != nil {
 		return nil, d.err
 	}
 	if s.Inputs != nil {
-		if !absent(deref(&r.Jobs)) {
+		if !absent(deref(r.Jobs)) {
 			return nil, &FieldError{"jobs", "leave it out: with inputs, files_per_job decides the number of jobs"}
 		}
-		if absent(deref(&r.FilesPerJob)) {
+		if absent(deref(r.FilesPerJob)) {
 			s.FilesPerJob = 1
 		}
 		if !s.Inputs.Dataset() && s.FilesPerJob > 0 {
@@ -216,9 +216,15 @@ func (d *decoder) env(n *yaml.Node, dst *map[string]string) {
 	}
 }
 
-// deref follows an alias to its anchored node. An anchor cannot sit on an
-// alias, so one step is enough.
+// none stands for a field left out; it is never changed.
+var none yaml.Node
+
+// deref follows an alias to its anchored node (an anchor cannot sit on an
+// alias, so one step is enough); nil is a field left out.
 func deref(n *yaml.Node) *yaml.Node {
+	if n == nil {
+		return &none
+	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		return n.Alias
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
-	"regexp"
 	"slices"
 
 	"go.yaml.in/yaml/v3"
@@ -27,38 +25,90 @@ func (e *FieldError) Error() string {
 	return e.Field + ": " + e.Msg
 }
 
-// rawSpec mirrors a task file. Values stay YAML nodes and are decoded by
-// hand so that every error names its field; keys not listed here are
-// refused (knownFields).
+// rawSpec holds the value nodes of a task file by field, nil for a field
+// left out. Values are decoded by hand (spec) so that every error names
+// its field.
 type rawSpec struct {
-	Name        yaml.Node    `yaml:"name"`
-	Command     yaml.Node    `yaml:"command"`
-	Image       yaml.Node    `yaml:"image"`
-	Network     yaml.Node    `yaml:"network"`
-	Env         yaml.Node    `yaml:"env"`
-	Jobs        yaml.Node    `yaml:"jobs"`
-	Resources   rawResources `yaml:"resources"`
-	Priority    yaml.Node    `yaml:"priority"`
-	MaxAttempts yaml.Node    `yaml:"max_attempts"`
-	Queue       yaml.Node    `yaml:"queue"`
-	Share       yaml.Node    `yaml:"share"`
-	Inputs      yaml.Node    `yaml:"inputs"`
-	FilesPerJob yaml.Node    `yaml:"files_per_job"`
-	Outputs     yaml.Node    `yaml:"outputs"`
-	Stream      yaml.Node    `yaml:"stream"`
+	Name, Command, Image, Network, Env, Jobs, Resources, Priority, MaxAttempts,
+	Queue, Share, Inputs, FilesPerJob, Outputs, Stream *yaml.Node
+	res rawResources // Resources, once checked to be a mapping
 }
 
 type rawResources struct {
-	Cores       yaml.Node `yaml:"cores"`
-	Memory      yaml.Node `yaml:"memory"`
-	Walltime    yaml.Node `yaml:"walltime"`
-	GPUs        yaml.Node `yaml:"gpus"`
-	GPUModel    yaml.Node `yaml:"gpu_model"`
-	GPUMemory   yaml.Node `yaml:"gpu_memory"`
-	Accelerator yaml.Node `yaml:"accelerator"`
-	GPUCompute  yaml.Node `yaml:"gpu_compute"`
-	Arch        yaml.Node `yaml:"arch"`
+	Cores, Memory, Walltime, GPUs, GPUModel, GPUMemory, Accelerator, GPUCompute, Arch *yaml.Node
 }
+
+// The keys of a task file and of its resources mapping, as slot knows them.
+var (
+	specFields = []string{"name", "command", "image", "network", "env", "jobs", "resources",
+		"priority", "max_attempts", "queue", "share", "inputs", "files_per_job", "outputs", "stream"}
+	resourcesFields = []string{"cores", "memory", "walltime", "gpus", "gpu_model", "gpu_memory",
+		"accelerator", "gpu_compute", "arch"}
+)
+
+// slot returns where the value of key name goes; nil for an unknown key.
+func (r *rawSpec) slot(name string) **yaml.Node {
+	switch name {
+	case "name":
+		return &r.Name
+	case "command":
+		return &r.Command
+	case "image":
+		return &r.Image
+	case "network":
+		return &r.Network
+	case "env":
+		return &r.Env
+	case "jobs":
+		return &r.Jobs
+	case "resources":
+		return &r.Resources
+	case "priority":
+		return &r.Priority
+	case "max_attempts":
+		return &r.MaxAttempts
+	case "queue":
+		return &r.Queue
+	case "share":
+		return &r.Share
+	case "inputs":
+		return &r.Inputs
+	case "files_per_job":
+		return &r.FilesPerJob
+	case "outputs":
+		return &r.Outputs
+	case "stream":
+		return &r.Stream
+	}
+	return nil
+}
+
+func (r *rawResources) slot(name string) **yaml.Node {
+	switch name {
+	case "cores":
+		return &r.Cores
+	case "memory":
+		return &r.Memory
+	case "walltime":
+		return &r.Walltime
+	case "gpus":
+		return &r.GPUs
+	case "gpu_model":
+		return &r.GPUModel
+	case "gpu_memory":
+		return &r.GPUMemory
+	case "accelerator":
+		return &r.Accelerator
+	case "gpu_compute":
+		return &r.GPUCompute
+	case "arch":
+		return &r.Arch
+	}
+	return nil
+}
+
+// slots is a rawSpec or rawResources.
+type slots interface{ slot(name string) **yaml.Node }
 
 // Parse reads a task file (YAML, or JSON, which is YAML), applies the
 // defaults to fields it leaves out and validates the result. The text is
@@ -78,11 +128,16 @@ func Parse(data []byte) (*Spec, error) {
 // parseNode decodes and validates a task file's root mapping.
 func parseNode(root *yaml.Node) (*Spec, error) {
 	var raw rawSpec
-	if err := root.Decode(&raw); err != nil {
-		return nil, decodeError(err)
-	}
-	if err := knownFields(root, specFields, ""); err != nil {
+	if err := fill(root, &raw, specFields, "", false); err != nil {
 		return nil, err
+	}
+	if res := deref(raw.Resources); !absent(res) {
+		if res.Kind != yaml.MappingNode {
+			return nil, &FieldError{Field: "resources", Msg: fmt.Sprintf("must be a mapping such as {cores: 1, memory: 2GiB}, got %s (line %d)", describe(res), res.Line)}
+		}
+		if err := fill(res, &raw.res, resourcesFields, "resources", false); err != nil {
+			return nil, err
+		}
 	}
 	s, err := raw.spec()
 	if err != nil {
@@ -124,40 +179,44 @@ func document(data []byte) (*yaml.Node, error) {
 	return root, nil
 }
 
-// The keys of a task file and of its resources mapping.
-var (
-	specFields      = fieldNames(rawSpec{})
-	resourcesFields = fieldNames(rawResources{})
-)
-
-// knownFields refuses a key of mapping n that is not in known, as the
-// decoder's KnownFields would: keys merged in with "<<" included, and the
-// keys of resources. parent names the mapping in the error ("" for the
-// top level). Values that are not mappings are left to the decoder.
-func knownFields(n *yaml.Node, known []string, parent string) error {
-	n = deref(n)
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
+// fill puts the values of mapping n into dst's slots, as YAML decoding
+// into a struct does: a key twice is an error, an unknown key too (named
+// under parent), and keys merged in with "<<" fill only the slots still
+// empty (keep), after the mapping's own keys and in the order merged.
+func fill(n *yaml.Node, dst slots, known []string, parent string, keep bool) error {
+	var merged []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
+		for j := 0; j < i; j += 2 {
+			if p := n.Content[j]; p.Kind == k.Kind && p.Value == k.Value {
+				return fmt.Errorf("duplicate field %q (line %d, first set at line %d)", k.Value, k.Line, p.Line)
+			}
+		}
 		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge" {
-			merged := []*yaml.Node{v}
-			if v.Kind == yaml.SequenceNode {
-				merged = v.Content
-			}
-			for _, m := range merged {
-				if err := knownFields(m, known, parent); err != nil {
-					return err
-				}
-			}
+			merged = append(merged, v)
 			continue
 		}
-		if !slices.Contains(known, k.Value) {
+		if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!null" {
+			return &FieldError{Field: parent, Msg: fmt.Sprintf("field names must be strings, got %s (line %d)", describe(k), k.Line)}
+		}
+		s := dst.slot(k.Value)
+		if s == nil {
 			return unknownField(parent, k.Value, k.Line, known)
 		}
-		if parent == "" && k.Value == "resources" {
-			if err := knownFields(v, resourcesFields, "resources"); err != nil {
+		if !keep || *s == nil {
+			*s = v
+		}
+	}
+	for _, v := range merged {
+		ms := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			ms = v.Content
+		}
+		for _, m := range ms {
+			if m = deref(m); m.Kind != yaml.MappingNode {
+				return &FieldError{Field: parent, Msg: fmt.Sprintf("<< must merge a mapping or a list of mappings, got %s (line %d)", describe(m), m.Line)}
+			}
+			if err := fill(m, dst, known, parent, true); err != nil {
 				return err
 			}
 		}
@@ -171,40 +230,6 @@ func unknownField(parent, name string, line int, known []string) error {
 		text += fmt.Sprintf("; did you mean %q?", s)
 	}
 	return &FieldError{Field: parent, Msg: text}
-}
-
-var (
-	reNotMap = regexp.MustCompile(`(?s)^line (\d+): cannot unmarshal (\S+) .* into task\.rawResources$`)
-	reDup    = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
-)
-
-// decodeError rewrites the decoder's first complaint to name the field.
-func decodeError(err error) error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) || len(te.Errors) == 0 {
-		return fmt.Errorf("task file: %w", err)
-	}
-	msg := te.Errors[0]
-	if m := reNotMap.FindStringSubmatch(msg); m != nil {
-		got := map[string]string{"!!str": "a string", "!!int": "a number", "!!float": "a number", "!!bool": "a boolean", "!!seq": "a list"}[m[2]]
-		if got == "" {
-			got = m[2]
-		}
-		return &FieldError{Field: "resources", Msg: fmt.Sprintf("must be a mapping such as {cores: 1, memory: 2GiB}, got %s (line %s)", got, m[1])}
-	}
-	if m := reDup.FindStringSubmatch(msg); m != nil {
-		return fmt.Errorf("duplicate field %q (line %s, first set at line %s)", m[2], m[1], m[3])
-	}
-	return fmt.Errorf("task file: %s", msg)
-}
-
-func fieldNames(v any) []string {
-	t := reflect.TypeOf(v)
-	names := make([]string, t.NumField())
-	for i := range names {
-		names[i] = t.Field(i).Tag.Get("yaml")
-	}
-	return names
 }
 
 // hints name the field meant by common words from other systems.

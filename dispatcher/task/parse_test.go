@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 const example = `name: hello
@@ -96,6 +98,9 @@ func TestParseAccepts(t *testing.T) {
 		{"env values of any scalar", "command: [a]\nenv: {N: 3, E: ''}",
 			func(s *Spec) bool { return s.Env["N"] == "3" && s.Env["E"] == "" }},
 		{"queue charset", "command: [a]\nqueue: cern-ch_T0.gpu", func(s *Spec) bool { return s.Queue == "cern-ch_T0.gpu" }},
+		{"first merge wins", "command: [a]\nresources: {<<: [{cores: 2}, {cores: 4, memory: 2G}]}",
+			func(s *Spec) bool { return s.Resources.Cores == 2 && s.Resources.MemoryBytes == 2<<30 }},
+		{"merged top level", "<<: {command: [a], jobs: 2}\njobs: 5\n", func(s *Spec) bool { return s.Jobs == 5 && len(s.Command) == 1 }},
 		{"merged fields", "command: [a]\nresources:\n  <<: &r {cores: 2, memory: 1G}\n  cores: 3\n",
 			func(s *Spec) bool { return s.Resources.Cores == 3 && s.Resources.MemoryBytes == 1<<30 }},
 		{"JSON", `{"name": "j", "command": ["a", "b"], "jobs": 2, "resources": {"cores": 2}}`,
@@ -131,6 +136,10 @@ func TestParseRefuses(t *testing.T) {
 		{"syntax", "command: [a\n", "-", "task file: yaml:"},
 		{"unknown field", "name: x\ncomand: [a]\n", "", `unknown field "comand" (line 2); did you mean "command"?`},
 		{"unknown resource", "command: [a]\nresources:\n  cpus: 4\n", "resources", `unknown field "cpus" (line 3); did you mean "cores"?`},
+		{"merge of a scalar", "command: [a]\n<<: 3\n", "", "<< must merge a mapping"},
+		{"duplicate resource", "command: [a]\nresources: {cores: 1, cores: 2}", "-", `duplicate field "cores"`},
+		{"key not a string", "command: [a]\n[x]: 1\n", "", "field names must be strings, got a list (line 2)"},
+		{"null key", "command: [a]\n~: 1\n", "", "field names must be strings, got null (line 2)"},
 		{"unknown merged field", "<<: {comand: [b]}\ncommand: [a]\n", "", `unknown field "comand" (line 1)`},
 		{"unknown merged resource", "command: [a]\nresources:\n  <<: [{cores: 1}, {cpus: 2}]\n", "resources", `unknown field "cpus" (line 3)`},
 		{"duplicate field", "command: [a]\njobs: 1\njobs: 2\n", "-", `duplicate field "jobs" (line 3, first set at line 2)`},
@@ -245,6 +254,27 @@ func TestValidate(t *testing.T) {
 				t.Errorf("error %v, want one for field %s", err, tt.field)
 			}
 		})
+	}
+}
+
+// Every field name listed has a slot of its own.
+func TestFieldSlots(t *testing.T) {
+	var r rawSpec
+	for _, c := range []struct {
+		names []string
+		dst   slots
+	}{{specFields, &r}, {resourcesFields, &r.res}} {
+		seen := map[**yaml.Node]bool{}
+		for _, name := range c.names {
+			s := c.dst.slot(name)
+			if s == nil || seen[s] {
+				t.Errorf("field %q: slot %v (taken before: %v)", name, s, seen[s])
+			}
+			seen[s] = true
+		}
+		if c.dst.slot("nope") != nil {
+			t.Error("unknown name has a slot")
+		}
 	}
 }
 
