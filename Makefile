@@ -43,6 +43,7 @@ bench: build
 	$(BIN) bench dispatch --agents 1000 --jobs $(BENCH_JOBS)
 	$(BIN) bench e2e --jobs 2000
 	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench . -benchtime 3x ./dispatcher/store/sqlite/ ./dispatcher/broker/
+	$(GO) test -run '^$$' -bench Parse ./dispatcher/task/
 
 # Every decoder has a fuzz target; each runs for FUZZTIME.
 FUZZTIME ?= 60s
