@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,5 +98,46 @@ func TestNewerSchema(t *testing.T) {
 	_, err := Open(filepath.Join(dir, "pando.db"))
 	if err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("Open of a newer schema: %v", err)
+	}
+}
+
+// A database written before jobs kept their final attempt (schema 3) is
+// migrated in place: its final attempts, stored in attempts, are still
+// listed once, and its jobs read with the new columns zero.
+func TestMigrateFinalAttempts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pando.db")
+	old, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range migrations[:3] {
+		if _, err := old.Exec(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{
+		"PRAGMA user_version = 3",
+		"INSERT INTO tasks VALUES (1, 'alice', 't', '', 0, 1, 3, NULL, 0)",
+		"INSERT INTO jobs VALUES (2, 1, 0, 'finished', 1, 3, 'a1', 'p1', 0, 0, '', 0, 5, 3, 5)",
+		"INSERT INTO attempts VALUES (2, 1, 'a1', 'p1', 'finished', 0, 0, '', 2, 3, 5, 1.5, 4096)",
+	} {
+		if _, err := old.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	old.Close()
+	db, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	as, err := db.Attempts(ctx, 2)
+	if err != nil || len(as) != 1 || as[0].CPUSeconds != 1.5 || as[0].Assigned.UnixNano() != 2 {
+		t.Fatalf("attempts after migration = %+v, %v", as, err)
+	}
+	j, err := db.Job(ctx, 2)
+	if err != nil || j.State != store.Finished || !j.Assigned.IsZero() || j.CPUSeconds != 0 {
+		t.Fatalf("job after migration = %+v, %v", j, err)
 	}
 }
