@@ -173,11 +173,9 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 		}
 	}
 	start, sent := time.Now(), udpSent()
-	var cpu0 time.Duration
-	if pid != 0 {
-		if cpu0, err = cpuTime(pid); err != nil {
-			return nil, err
-		}
+	cpu0, err := cpuTime(pid)
+	if err != nil {
+		return nil, err
 	}
 	if err := submitAll(ctx, api, r, cfg); err != nil {
 		return nil, err
@@ -192,14 +190,11 @@ func Dispatch(ctx context.Context, cfg DispatchConfig) (*DispatchResult, error) 
 	if sent >= 0 {
 		perJob = float64(udpSent()-sent) / float64(cfg.Jobs)
 	}
-	var cpu time.Duration
-	if pid != 0 {
-		cpu1, err := cpuTime(pid)
-		if err != nil {
-			return nil, err
-		}
-		cpu = cpu1 - cpu0
+	cpu1, err := cpuTime(pid)
+	if err != nil {
+		return nil, err
 	}
+	cpu := cpu1 - cpu0
 	q := r.lat.quantiles(0.5, 0.99, 0.999)
 	return &DispatchResult{Agents: cfg.Agents, Jobs: cfg.Jobs, Seconds: el.Seconds(),
 		JobsPerSec: float64(cfg.Jobs) / el.Seconds(), P50ms: q[0], P99ms: q[1], P999ms: q[2],

@@ -327,8 +327,12 @@ func startDispatcherProcess(ctx context.Context, cfg Proc, heartbeat time.Durati
 	return d, nil
 }
 
-// cpuTime reads the CPU time (user and system) a process has used so far.
+// cpuTime reads the CPU time (user and system) a process has used so far;
+// 0 for pid 0, no dispatcher process of the benchmark's own.
 func cpuTime(pid int) (time.Duration, error) {
+	if pid == 0 {
+		return 0, nil
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -336,8 +340,11 @@ func cpuTime(pid int) (time.Duration, error) {
 	// Fields after the command name, which may hold spaces: utime and
 	// stime are the 12th and 13th, in clock ticks (100 per second on Linux).
 	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("bench: cannot parse /proc/%d/stat", pid)
+	}
 	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 13 {
+	if len(f) < 13 {
 		return 0, fmt.Errorf("bench: cannot parse /proc/%d/stat", pid)
 	}
 	var ticks int64

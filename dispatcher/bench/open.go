@@ -97,7 +97,7 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 	}
 	res := &LatencyResult{Agents: cfg.Agents, Rate: cfg.Rate, TaskFormat: cfg.TaskFormat}
 	for rate := cfg.Rate; ; rate *= 2 {
-		cpu0, err := env.cpu()
+		cpu0, err := cpuTime(env.pid)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +105,7 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		cpu1, err := env.cpu()
+		cpu1, err := cpuTime(env.pid)
 		if err != nil {
 			return nil, err
 		}
@@ -138,13 +138,6 @@ type openEnv struct {
 }
 
 // cpu is the CPU time the dispatcher process has used (0 without one).
-func (e *openEnv) cpu() (time.Duration, error) {
-	if e.pid == 0 {
-		return 0, nil
-	}
-	return cpuTime(e.pid)
-}
-
 func newOpenEnv(ctx context.Context, cfg *DispatchConfig, agents int) (*openEnv, error) {
 	e := &openEnv{}
 	ok := false

@@ -63,9 +63,9 @@ func TestJSONMatchesYAML(t *testing.T) {
 	}
 }
 
-func compareWithYAML(t *testing.T, in string, root any) {
+func compareWithYAML(t *testing.T, in string, root *yaml.Node) {
 	t.Helper()
-	got, gotErr := parseNode(root.(*yaml.Node))
+	got, gotErr := parseNode(root)
 	yroot, err := document([]byte(in))
 	var want *Spec
 	var wantErr error
