@@ -180,7 +180,7 @@ rate then doubles until p99 passes --target: that rate is knee_rate.`,
 			}
 			out := cmd.OutOrStdout()
 			for _, s := range res.Steps {
-				fmt.Fprintf(out, "rate %6.0f/s: %6d jobs, submit->assign p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; dispatcher CPU %.0f µs per job\n", s.Rate, s.Jobs, s.P50ms, s.P99ms, s.P999ms, s.DispatcherCPUPerJob)
+				fmt.Fprintf(out, "rate %6.0f/s: %6d jobs, submit->assign p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms; CPU per job: dispatcher %.0f µs, benchmark %.0f µs; machine %.0f%% busy\n", s.Rate, s.Jobs, s.P50ms, s.P99ms, s.P999ms, s.DispatcherCPUPerJob, s.BenchCPUPerJob, s.BusyPercent)
 			}
 			if res.KneeRate > 0 {
 				fmt.Fprintf(out, "p99 first passed %s at %.0f/s\n", cfg.Target, res.KneeRate)

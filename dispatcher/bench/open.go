@@ -44,6 +44,14 @@ type LatencyStep struct {
 	// CPU time of the dispatcher process over the step per offered job
 	// (submission, assignment, report), when the benchmark started it.
 	DispatcherCPUPerJob float64 `json:"dispatcher_cpu_us_per_job,omitempty"`
+	// BenchCPUPerJob is the benchmark process's own CPU per offered job: the
+	// simulated agents and the HTTP client, which share the machine with
+	// the dispatcher.
+	BenchCPUPerJob float64 `json:"bench_cpu_us_per_job"`
+	// BusyPercent is how busy the machine's CPUs were over the step, all
+	// processes together (from /proc/stat). Near 100 the tail is queueing
+	// for a core, whatever the dispatcher does.
+	BusyPercent float64 `json:"cpu_busy_percent"`
 }
 
 // LatencyResult holds the latency at --rate and the knee; JSON keys are a
@@ -101,6 +109,14 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		own0, err := cpuTime(os.Getpid())
+		if err != nil {
+			return nil, err
+		}
+		busy0, all0, err := machineTicks()
+		if err != nil {
+			return nil, err
+		}
 		st, err := offer(ctx, api, r, spec, rate, cfg.Duration)
 		if err != nil {
 			return nil, err
@@ -109,8 +125,22 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 		if err != nil {
 			return nil, err
 		}
+		own1, err := cpuTime(os.Getpid())
+		if err != nil {
+			return nil, err
+		}
+		busy1, all1, err := machineTicks()
+		if err != nil {
+			return nil, err
+		}
 		if env.pid != 0 && st.Jobs > 0 {
 			st.DispatcherCPUPerJob = float64((cpu1 - cpu0).Microseconds()) / float64(st.Jobs)
+		}
+		if st.Jobs > 0 {
+			st.BenchCPUPerJob = float64((own1 - own0).Microseconds()) / float64(st.Jobs)
+		}
+		if all1 > all0 {
+			st.BusyPercent = 100 * float64(busy1-busy0) / float64(all1-all0)
 		}
 		res.Steps = append(res.Steps, st)
 		if rate == cfg.Rate {
@@ -137,7 +167,8 @@ type openEnv struct {
 	stops []func()
 }
 
-// cpu is the CPU time the dispatcher process has used (0 without one).
+// newOpenEnv starts what cfg does not name: a dispatcher process, and the
+// agents.
 func newOpenEnv(ctx context.Context, cfg *DispatchConfig, agents int) (*openEnv, error) {
 	e := &openEnv{}
 	ok := false

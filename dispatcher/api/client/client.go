@@ -26,9 +26,17 @@ type Client struct {
 	hc     *http.Client
 }
 
+// idleConns is how many idle connections a default client keeps to its
+// dispatcher. net/http keeps 2, so a program with more calls than that in
+// flight (a notebook submitting in parallel, bench latency's open loop)
+// closed a TCP connection after nearly every call and dialled a new one: a
+// handshake, a TIME_WAIT socket and a fresh server goroutine per request.
+const idleConns = 64
+
 // New returns a client for the dispatcher at server ("http://HOST:PORT" or
-// https). A nil hc means a plain http.Client: it has no overall timeout,
-// which a followed log stream needs; bound calls with their contexts.
+// https). A nil hc means a client of its own: no overall timeout, which a
+// followed log stream needs (bound calls with their contexts), and up to
+// idleConns connections kept open for reuse.
 func New(server, token string, hc *http.Client) (*Client, error) {
 	u, err := url.Parse(server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
@@ -36,7 +44,9 @@ func New(server, token string, hc *http.Client) (*Client, error) {
 		return nil, fmt.Errorf("invalid dispatcher address %q: want http://HOST:PORT or https://HOST:PORT", server)
 	}
 	if hc == nil {
-		hc = &http.Client{}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = idleConns
+		hc = &http.Client{Transport: tr}
 	}
 	s := strings.TrimRight(server, "/")
 	return &Client{server: s, base: s + api.Prefix, token: token, hc: hc}, nil
