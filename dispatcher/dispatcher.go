@@ -125,6 +125,11 @@ type Server struct {
 	streams       *workers.Pool         // runs job streams
 	readers       wire.ReaderPool       // their readers
 	storeErr      atomic.Pointer[error] // the last commit's error while commits fail
+	pipe          store.Pipelined       // the store, if it splits commits; else nil
+	toSync        chan written          // commits written, for syncLoop
+	lateSync      []written             // written as commitLoop stopped, for flush
+	syncFailed    atomic.Bool           // a flush failed: nothing written since is durable
+	fatal         chan error            // why the server must stop (capacity 1)
 	peerLog       rateLog               // warnings a peer can trigger at will
 	closeOnce     sync.Once
 	sessMu        sync.Mutex
@@ -167,6 +172,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		sessions: make(map[*session]struct{}), agentOwners: make(map[string]string),
 		agentSessions: make(map[string]int),
 		metrics:       newMetrics(),
+		pipe:          st,
+		toSync:        make(chan written),
+		fatal:         make(chan error, 1),
 	}
 	s.broker = broker.New(broker.Config{
 		AgentTimeout: cfg.AgentTimeout, Grace: cfg.Grace, RetryBackoff: cfg.RetryBackoff,
@@ -231,8 +239,9 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	s.ctx, s.cancel = ctx, cancel
 	s.streams = workers.New(ctx, 10*time.Second)
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() { defer s.wg.Done(); s.commitLoop(ctx) }()
+	go func() { defer s.wg.Done(); s.syncLoop() }()
 	go func() { defer s.wg.Done(); s.tickLoop(ctx) }()
 	go func() { defer s.wg.Done(); s.acceptAgents(ctx) }()
 	httpErr := make(chan error, 1)
@@ -248,9 +257,25 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-httpErr:
 		err = fmt.Errorf("dispatcher: http: %w", err)
+	case err = <-s.fatal:
+	}
+	if err == nil { // fail cancels ctx too: either case may have been taken
+		select {
+		case err = <-s.fatal:
+		default:
+		}
 	}
 	s.shutdown()
 	return err
+}
+
+// fail stops the server with err as Run's result; the first error wins.
+func (s *Server) fail(err error) {
+	select {
+	case s.fatal <- err:
+	default:
+	}
+	s.cancel()
 }
 
 // Shutdown stops a running server and waits for it.

@@ -16,7 +16,12 @@ import (
 type metrics struct {
 	reg      *prometheus.Registry
 	dispatch prometheus.Histogram
-	stats    func() broker.Stats
+	// commit and commitJobs describe group commits: how long each took
+	// (the wait every submission and report shares) and how many job rows
+	// it carried (how well the fsync is amortised).
+	commit, commitJobs prometheus.Histogram
+	sync               prometheus.Histogram // store flushes (fsync)
+	stats              func() broker.Stats
 
 	ready, running, ended, failed, agents, target, achieved *prometheus.Desc
 }
@@ -30,6 +35,22 @@ func newMetrics() *metrics {
 			// 100 µs to ~100 s.
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 16),
 		}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pando_commit_duration_seconds",
+			Help: "Time from the start of each group commit until it was durable, retries included.",
+			// 50 µs to ~30 s.
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 15),
+		}),
+		commitJobs: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pando_commit_jobs",
+			Help:    "Job rows each group commit inserted or updated.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 9),
+		}),
+		sync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pando_store_sync_seconds",
+			Help:    "Time each flush of the store to disk took (fsync of its write-ahead log).",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2.5, 15),
+		}),
 		ready:    prometheus.NewDesc("pando_jobs_ready", "Ready jobs by the queue their task names (\"any\": none) and share.", []string{"queue", "share"}, nil),
 		running:  prometheus.NewDesc("pando_jobs_running", "Jobs assigned to or running on agents, by the agents' queue and share.", []string{"queue", "share"}, nil),
 		ended:    prometheus.NewDesc("pando_jobs_finished_total", "Attempts that finished successfully, by queue and share.", []string{"queue", "share"}, nil),
@@ -38,11 +59,16 @@ func newMetrics() *metrics {
 		target:   prometheus.NewDesc("pando_share_target_percent", "Each share's target in percent of its parent.", []string{"share"}, nil),
 		achieved: prometheus.NewDesc("pando_share_achieved_percent", "Each share's achieved fraction of its parent's usage (decayed core-seconds).", []string{"share"}, nil),
 	}
-	m.reg.MustRegister(m.dispatch, m, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	m.reg.MustRegister(m.dispatch, m.commit, m.commitJobs, m.sync, m, prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }
 
 func (m *metrics) observeDispatch(d time.Duration) { m.dispatch.Observe(d.Seconds()) }
+
+func (m *metrics) observeCommit(d time.Duration, jobs int) {
+	m.commit.Observe(d.Seconds())
+	m.commitJobs.Observe(float64(jobs))
+}
 
 // Describe implements prometheus.Collector.
 func (m *metrics) Describe(ch chan<- *prometheus.Desc) {

@@ -201,6 +201,20 @@ const (
 	KindShare = "share"
 )
 
+// Pipelined is implemented by stores that can split a group commit in two,
+// so that the next batch is written while the last one is being flushed:
+// Write applies a batch atomically and makes it visible to readers and to
+// a process that restarts after a crash of this one, but it may be lost to
+// a power failure until Sync returns; Sync makes every batch written
+// before it was called durable. Apply is Write then Sync. A Sync that
+// fails leaves unknown which of those batches survive a power failure; the
+// caller must not report any of them durable, nor trust a later Sync to
+// cover them (the kernel may have dropped the pages it could not write).
+type Pipelined interface {
+	Write(ctx context.Context, b *Batch) error
+	Sync(ctx context.Context) error
+}
+
 // Store is the dispatcher's durable state. Implementations are safe for
 // concurrent use.
 type Store interface {

@@ -8,10 +8,19 @@ import (
 	"github.com/pando-wms/pando/dispatcher/store"
 )
 
-// Apply writes b in one transaction. A job that does not exist fails the
-// whole batch with store.ErrNotFound: the caller's memory and the store
-// disagree, and writing part of a group commit would hide that.
+// Apply writes b in one transaction and makes it durable.
 func (db *DB) Apply(ctx context.Context, b *store.Batch) error {
+	if err := db.Write(ctx, b); err != nil {
+		return err
+	}
+	return db.Sync(ctx)
+}
+
+// Write writes b in one transaction, durable once Sync returns (see
+// store.Pipelined). A job that does not exist fails the whole batch with
+// store.ErrNotFound: the caller's memory and the store disagree, and
+// writing part of a group commit would hide that.
+func (db *DB) Write(ctx context.Context, b *store.Batch) error {
 	if len(b.Tasks) == 0 && len(b.Archive) == 0 && len(b.Jobs) == 0 && len(b.Attempts) == 0 && len(b.Files) == 0 {
 		return nil
 	}
@@ -38,6 +47,7 @@ func (db *DB) Apply(ctx context.Context, b *store.Batch) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: apply batch: commit: %w", err)
 	}
+	db.restartLog(ctx)
 	return nil
 }
 

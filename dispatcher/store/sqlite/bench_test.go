@@ -78,3 +78,32 @@ func benchApply(b *testing.B, perBatch int) {
 	}
 	rowsPerSec(b, 2*perBatch)
 }
+
+// BenchmarkApplyOneJobTask is a group commit under one-job submissions (bench
+// latency): one new task with its job, and the final update of an earlier
+// job. Its cost is mostly the commit's own (write lock, WAL frames, fsync).
+func BenchmarkApplyOneJobTask(b *testing.B) {
+	db := openTest(b, b.TempDir())
+	ctx := context.Background()
+	var prev store.Job
+	for b.Loop() {
+		first, err := db.ReserveIDs(ctx, 2)
+		if err != nil {
+			b.Fatal(err)
+		}
+		now := time.Now()
+		j := store.Job{ID: first + 1, TaskID: first, State: store.Assigned, Attempt: 1, MaxAttempts: 3,
+			AgentID: "agent-1", Created: now, Updated: now, Assigned: now}
+		batch := &store.Batch{Tasks: []store.NewTask{{
+			Task: store.Task{ID: first, Owner: "bench", Name: "latency", Jobs: 1, MaxAttempts: 3, Spec: []byte(`{}`), Created: now},
+			Jobs: []store.Job{j}}}}
+		if prev.ID != 0 {
+			prev.State, prev.Updated, prev.Ended = store.Finished, now, now
+			batch.Jobs = []store.Job{prev}
+		}
+		if err := db.Apply(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+		prev = j
+	}
+}

@@ -15,7 +15,7 @@ func (db *DB) PutObject(ctx context.Context, o store.Object) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: put %s %q: %w", o.Kind, o.Name, err)
 	}
-	return nil
+	return db.Sync(ctx)
 }
 
 // DeleteObject removes an object.
@@ -27,7 +27,7 @@ func (db *DB) DeleteObject(ctx context.Context, kind, name string) error {
 	if n, err := res.RowsAffected(); err != nil || n == 0 {
 		return fmt.Errorf("sqlite: delete %s %q: %w", kind, name, store.ErrNotFound)
 	}
-	return nil
+	return db.Sync(ctx)
 }
 
 // Objects returns the objects of a kind by name.

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,7 @@ func TestPragmas(t *testing.T) {
 		want   string
 	}{
 		{"writer", "journal_mode", "wal"},
-		{"writer", "synchronous", "2"}, // FULL
+		{"writer", "synchronous", "1"}, // NORMAL: Sync flushes the WAL
 		{"writer", "foreign_keys", "1"},
 		{"reader", "query_only", "1"},
 	} {
@@ -51,6 +52,100 @@ func TestPragmas(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s PRAGMA %s = %s, want %s", c.pool, c.pragma, got, c.want)
 		}
+	}
+}
+
+// Sync flushes the WAL through a descriptor of its own, which is only right
+// while that descriptor and SQLite's name the same file: through
+// checkpoints that reset and truncate the log, and more writes after them.
+func TestSyncFollowsTheWAL(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	db := openTest(t, dir)
+	same := func(when string) {
+		t.Helper()
+		a, err := db.wal.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.Stat(filepath.Join(dir, "pando.db-wal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !os.SameFile(a, b) {
+			t.Fatalf("%s: Sync's descriptor is not the WAL SQLite writes", when)
+		}
+		if err := db.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same("after open")
+	for round := range 3 {
+		for range 20 {
+			first, err := db.ReserveIDs(ctx, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			b := &store.Batch{Tasks: []store.NewTask{{
+				Task: store.Task{ID: first, Owner: "a", Jobs: 1, Created: now},
+				Jobs: []store.Job{{ID: first + 1, TaskID: first, State: store.Ready, Created: now, Updated: now}}}}}
+			if err := db.Write(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		same(fmt.Sprintf("round %d, written", round))
+		if _, err := db.ckpt.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+			t.Fatal(err)
+		}
+		same(fmt.Sprintf("round %d, checkpointed", round))
+	}
+	tasks, err := db.Tasks(ctx, store.TaskFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 60 {
+		t.Fatalf("%d tasks, want 60", len(tasks))
+	}
+}
+
+// Under a steady stream of commits the checkpointer never catches up with
+// the writer, so the WAL grows without end unless the writer has it
+// restarted (restartLog). The same commits with and without: the WAL
+// without restarts holds all of them, with restarts those since the last.
+func TestWALRestartsUnderLoad(t *testing.T) {
+	walBytes := func(restart int64) int64 {
+		dir := t.TempDir()
+		db, err := open(filepath.Join(dir, "pando.db"), 20*time.Millisecond, restart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		ctx := context.Background()
+		for range 300 {
+			first, err := db.ReserveIDs(ctx, 9)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now()
+			nt := store.NewTask{Task: store.Task{ID: first, Owner: "a", Jobs: 8, Created: now}}
+			for i := range int64(8) {
+				nt.Jobs = append(nt.Jobs, store.Job{ID: first + 1 + i, TaskID: first, Index: int(i), State: store.Ready, Created: now, Updated: now})
+			}
+			if err := db.Write(ctx, &store.Batch{Tasks: []store.NewTask{nt}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fi, err := os.Stat(filepath.Join(dir, "pando.db-wal"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	grown, bounded := walBytes(0), walBytes(64)
+	t.Logf("WAL after 300 commits: %d bytes without restarts, %d with", grown, bounded)
+	if bounded*3 > grown {
+		t.Errorf("WAL after 300 commits: %d bytes with restarts at 64 frames, %d without; want a third or less", bounded, grown)
 	}
 }
 

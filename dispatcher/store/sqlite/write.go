@@ -198,6 +198,9 @@ func (db *DB) CreateTask(ctx context.Context, t *store.Task, jobs []store.Job) e
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: create task: commit: %w", err)
 	}
+	if err := db.Sync(ctx); err != nil {
+		return fmt.Errorf("sqlite: create task: %w", err)
+	}
 	// Fill in IDs only once they are durable, so a failed call leaves the
 	// caller's values untouched.
 	t.ID = id
@@ -214,6 +217,9 @@ func (db *DB) ReserveIDs(ctx context.Context, n int64) (int64, error) {
 	}
 	var last int64
 	if err := db.stmts.nextID.QueryRowContext(ctx, n).Scan(&last); err != nil {
+		return 0, fmt.Errorf("sqlite: reserve ids: %w", err)
+	}
+	if err := db.Sync(ctx); err != nil {
 		return 0, fmt.Errorf("sqlite: reserve ids: %w", err)
 	}
 	return last - n + 1, nil
@@ -273,7 +279,7 @@ func (db *DB) CreateToken(ctx context.Context, t store.Token) error {
 	if _, err := db.stmts.insertToken.ExecContext(ctx, t.Hash, t.Name, string(t.Role), unixNano(t.Created)); err != nil {
 		return fmt.Errorf("sqlite: create token %q: %w", t.Name, err)
 	}
-	return nil
+	return db.Sync(ctx)
 }
 
 func (db *DB) upsertFiles(ctx context.Context, tx *sql.Tx, fs []store.File) error {

@@ -239,3 +239,36 @@ func checkUniform(t *testing.T, s store.Store, taskID int64, n int) {
 		t.Errorf("LiveJobs during Apply: %v", err)
 	}
 }
+
+// A store that splits commits (store.Pipelined) shows a written batch to
+// readers at once, before any Sync, and Write keeps Apply's checks: a
+// batch naming a missing job writes nothing.
+func testPipelined(t *testing.T, open Opener) {
+	ctx := context.Background()
+	s := fresh(t, open)
+	p, ok := s.(store.Pipelined)
+	if !ok {
+		t.Skip("the store does not split commits; Apply is its only write")
+	}
+	_, jobs := create(t, s, "alice", 2)
+	jobs[0] = setState(jobs[0], store.Running, 1)
+	if err := p.Write(ctx, &store.Batch{Jobs: jobs[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Job(ctx, jobs[0].ID); err != nil || got.State != store.Running {
+		t.Fatalf("written, not synced: got %+v, %v; want the job running", got, err)
+	}
+	missing := setState(jobs[1], store.Running, 1)
+	missing.ID = 1 << 40
+	jobs[1] = setState(jobs[1], store.Running, 1)
+	err := p.Write(ctx, &store.Batch{Jobs: []store.Job{jobs[1], missing}})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Write naming a missing job: %v, want ErrNotFound", err)
+	}
+	if got, _ := s.Job(ctx, jobs[1].ID); got.State != store.Ready {
+		t.Errorf("a failed Write changed job %d to %s", got.ID, got.State)
+	}
+	if err := p.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 		{"ApplyMutableOnly", testApplyMutableOnly},
 		{"ApplyLastWins", testApplyLastWins},
 		{"ApplyAtomic", testApplyAtomic},
+		{"Pipelined", testPipelined},
 		{"Attempts", testAttempts},
 		{"FinalAttempt", testFinalAttempt},
 		{"TaskFilters", testTaskFilters},
