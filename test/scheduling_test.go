@@ -121,6 +121,18 @@ func TestShareBorrowAndGiveBack(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// Every job above went through group commits and flushes.
+	for _, name := range []string{"pando_commit_duration_seconds_count", "pando_commit_jobs_sum", "pando_store_sync_seconds_count"} {
+		var n float64
+		for _, line := range strings.Split(m, "\n") {
+			if v, ok := strings.CutPrefix(line, name+" "); ok {
+				fmt.Sscan(v, &n)
+			}
+		}
+		if n < 1 {
+			t.Errorf("/metrics: %s = %v, want at least 1", name, n)
+		}
+	}
 }
 
 // metrics reads the dispatcher's /metrics with the admin token.
