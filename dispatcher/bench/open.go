@@ -105,15 +105,7 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 	}
 	res := &LatencyResult{Agents: cfg.Agents, Rate: cfg.Rate, TaskFormat: cfg.TaskFormat}
 	for rate := cfg.Rate; ; rate *= 2 {
-		cpu0, err := cpuTime(env.pid)
-		if err != nil {
-			return nil, err
-		}
-		own0, err := cpuTime(os.Getpid())
-		if err != nil {
-			return nil, err
-		}
-		busy0, all0, err := machineTicks()
+		before, err := readCPU(env.pid)
 		if err != nil {
 			return nil, err
 		}
@@ -121,26 +113,18 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		cpu1, err := cpuTime(env.pid)
+		after, err := readCPU(env.pid)
 		if err != nil {
 			return nil, err
-		}
-		own1, err := cpuTime(os.Getpid())
-		if err != nil {
-			return nil, err
-		}
-		busy1, all1, err := machineTicks()
-		if err != nil {
-			return nil, err
-		}
-		if env.pid != 0 && st.Jobs > 0 {
-			st.DispatcherCPUPerJob = float64((cpu1 - cpu0).Microseconds()) / float64(st.Jobs)
 		}
 		if st.Jobs > 0 {
-			st.BenchCPUPerJob = float64((own1 - own0).Microseconds()) / float64(st.Jobs)
+			if env.pid != 0 {
+				st.DispatcherCPUPerJob = float64((after.dispatcher - before.dispatcher).Microseconds()) / float64(st.Jobs)
+			}
+			st.BenchCPUPerJob = float64((after.own - before.own).Microseconds()) / float64(st.Jobs)
 		}
-		if all1 > all0 {
-			st.BusyPercent = 100 * float64(busy1-busy0) / float64(all1-all0)
+		if after.all > before.all {
+			st.BusyPercent = 100 * float64(after.busy-before.busy) / float64(after.all-before.all)
 		}
 		res.Steps = append(res.Steps, st)
 		if rate == cfg.Rate {
@@ -156,6 +140,24 @@ func Latency(ctx context.Context, cfg LatencyConfig) (*LatencyResult, error) {
 		}
 	}
 	return res, nil
+}
+
+// cpuUse is where the CPU time went so far: the dispatcher process's (0
+// without one), this process's, and the machine's busy and total ticks.
+type cpuUse struct {
+	dispatcher, own time.Duration
+	busy, all       int64
+}
+
+func readCPU(dispatcherPID int) (c cpuUse, err error) {
+	if c.dispatcher, err = cpuTime(dispatcherPID); err != nil {
+		return c, err
+	}
+	if c.own, err = cpuTime(os.Getpid()); err != nil {
+		return c, err
+	}
+	c.busy, c.all, err = machineTicks()
+	return c, err
 }
 
 // openEnv is a dispatcher (its own process unless cfg names one) with
