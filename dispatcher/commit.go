@@ -27,7 +27,7 @@ func (s *Server) commitLoop(ctx context.Context) {
 			return
 		case <-s.broker.Pending():
 		}
-		if c := s.commitOnce(ctx, s.pipe != nil); c != nil {
+		if c := s.commitOnce(ctx); c != nil {
 			select {
 			case s.toSync <- *c:
 			case <-ctx.Done():
@@ -48,9 +48,9 @@ type written struct {
 }
 
 // commitOnce writes one batch, retrying until it is written or ctx ends.
-// With deferSync set it returns the commit for syncLoop; else the batch is
-// durable when it returns and its callbacks have run.
-func (s *Server) commitOnce(ctx context.Context, deferSync bool) *written {
+// With a store that splits commits it returns the commit, to be flushed;
+// else the batch is durable when it returns and its callbacks have run.
+func (s *Server) commitOnce(ctx context.Context) *written {
 	batch, after := s.broker.TakeBatch()
 	if batch == nil {
 		return nil
@@ -60,7 +60,7 @@ func (s *Server) commitOnce(ctx context.Context, deferSync bool) *written {
 		c.rows += len(t.Jobs)
 	}
 	write := s.store.Apply
-	if deferSync {
+	if s.pipe != nil {
 		write = s.pipe.Write
 	}
 	backoff := 50 * time.Millisecond
@@ -84,7 +84,7 @@ func (s *Server) commitOnce(ctx context.Context, deferSync bool) *written {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
-	if deferSync {
+	if s.pipe != nil {
 		return c
 	}
 	s.durable(nil, *c)
@@ -136,7 +136,7 @@ func (s *Server) durable(err error, cs ...written) {
 func (s *Server) flush() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c := s.commitOnce(ctx, s.pipe != nil)
+	c := s.commitOnce(ctx)
 	cs := s.lateSync
 	if c != nil {
 		cs = append(cs, *c)
